@@ -1,0 +1,63 @@
+"""Every CloudWatch metric the functions emit: name, unit and dimension set.
+
+Alarms (in infra/ and in the local runtime) are built from these definitions only, and a contract
+test checks that the functions really emit them, so an alarm can never watch a metric nobody sends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+NAMESPACE: Final = "Pigeonhole"
+
+# Dimension names. Powertools adds `service` to every metric it emits.
+DIM_SERVICE: Final = "service"
+DIM_MODEL_VERSION: Final = "ModelVersion"
+DIM_LABEL: Final = "Label"
+
+SERVICE_CLASSIFIER: Final = "classifier"
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    name: str
+    unit: str  # a CloudWatch / Powertools MetricUnit value
+    dimensions: tuple[str, ...]
+    service: str
+    description: str
+
+
+_CLS = (DIM_SERVICE, DIM_MODEL_VERSION)
+
+EVENTS_RECEIVED = MetricDef("EventsReceived", "Count", _CLS, SERVICE_CLASSIFIER, "records handed to the classifier")
+EVENTS_CLASSIFIED = MetricDef("EventsClassified", "Count", _CLS, SERVICE_CLASSIFIER, "valid events the model labelled")
+EVENTS_AUTO = MetricDef("EventsRoutedAuto", "Count", _CLS, SERVICE_CLASSIFIER, "confident results on the output bus")
+EVENTS_REVIEW = MetricDef("EventsRoutedToReview", "Count", _CLS, SERVICE_CLASSIFIER, "low-confidence results sent to review")
+EVENTS_QUARANTINED = MetricDef("EventsQuarantined", "Count", _CLS, SERVICE_CLASSIFIER, "invalid events quarantined")
+LOW_CONFIDENCE_RATE = MetricDef("LowConfidenceRate", "Percent", _CLS, SERVICE_CLASSIFIER, "share routed to review, per batch")
+QUARANTINE_RATE = MetricDef("QuarantineRate", "Percent", _CLS, SERVICE_CLASSIFIER, "share quarantined, per batch")
+CONFIDENCE = MetricDef("Confidence", "None", _CLS, SERVICE_CLASSIFIER, "top-1 probability of each event")
+PUBLISH_FAILURES = MetricDef("PublishFailures", "Count", _CLS, SERVICE_CLASSIFIER, "records failed for retry by SQS")
+INFERENCE_TIME = MetricDef("InferenceTime", "Milliseconds", _CLS, SERVICE_CLASSIFIER, "one ONNX run over a batch")
+CLASS_PREDICTED = MetricDef(
+    "ClassPredicted", "Count", (DIM_SERVICE, DIM_MODEL_VERSION, DIM_LABEL), SERVICE_CLASSIFIER, "events per label"
+)
+MODEL_LOAD_FAILURES = MetricDef(
+    "ModelLoadFailures", "Count", (DIM_SERVICE,), SERVICE_CLASSIFIER, "containers that could not load the model"
+)
+
+CLASSIFIER_METRICS: Final = (
+    EVENTS_RECEIVED,
+    EVENTS_CLASSIFIED,
+    EVENTS_AUTO,
+    EVENTS_REVIEW,
+    EVENTS_QUARANTINED,
+    LOW_CONFIDENCE_RATE,
+    QUARANTINE_RATE,
+    CONFIDENCE,
+    PUBLISH_FAILURES,
+    INFERENCE_TIME,
+    CLASS_PREDICTED,
+    MODEL_LOAD_FAILURES,
+)

@@ -1,0 +1,1 @@
+"""Model package: manifest, integrity check, featurizing and the ONNX session."""

@@ -1,0 +1,170 @@
+"""The model manifest: the versioned contract between the model builder and the runtime."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pigeonhole.constants import MANIFEST_FILE
+from pigeonhole.exceptions import ManifestError
+
+MANIFEST_SCHEMA_VERSION = 1
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FileRef(_Model):
+    """A file of the package, pinned by content."""
+
+    file: str
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    size_bytes: Annotated[int, Field(gt=0)]
+
+
+class InputField(_Model):
+    name: str
+    type: Literal["string"] = "string"
+    min_chars: Annotated[int, Field(ge=0)] = 1
+    max_chars: Annotated[int, Field(gt=0)] = 2000
+
+
+class InputSpec(_Model):
+    """Which event fields feed the model and how; the classifier validates events against it."""
+
+    fields: Annotated[list[InputField], Field(min_length=1)]
+    onnx_input: str = "text"
+    onnx_probabilities_output: str = "probabilities"
+    normalization: str
+    separator: str = " "  # joins several fields into the one string the graph reads
+
+
+class Thresholds(_Model):
+    """Decision thresholds: below review_confidence an event goes to human review."""
+
+    review_confidence: Probability
+    top_k: Annotated[int, Field(ge=1)] = 3
+
+
+class Histogram(_Model):
+    """Counts over bins; edges has one more entry than counts. Outer bins are open-ended."""
+
+    edges: list[float]
+    counts: list[int]
+
+    @model_validator(mode="after")
+    def _check(self) -> Histogram:
+        if len(self.edges) != len(self.counts) + 1:
+            raise ValueError("a histogram needs len(edges) == len(counts) + 1")
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise ValueError("histogram edges must increase strictly")
+        return self
+
+
+class DriftBaseline(_Model):
+    """Reference distributions measured on held-out data with the shipped (int8) model."""
+
+    n_events: Annotated[int, Field(gt=0)]
+    class_prior: list[Probability]
+    confidence: Histogram
+    features: dict[str, Histogram]
+
+
+class DriftThresholds(_Model):
+    psi_warn: float = 0.1
+    psi_page: float = 0.25
+    js_distance: float = 0.1
+    p_value: float = 0.05
+    min_window_events: int = 200
+
+
+class DataFingerprint(_Model):
+    """Which data trained and evaluated the model."""
+
+    train_sha256: str
+    train_rows: int
+    eval_sha256: str
+    eval_rows: int
+    text_column: str
+    label_column: str
+    source: str
+
+
+class Manifest(_Model):
+    schema_version: Literal[1] = MANIFEST_SCHEMA_VERSION
+    name: str
+    version: str
+    created_at: str
+    model: FileRef
+    vocabulary: FileRef | None = None  # one word a line; used for the out-of-vocabulary drift feature
+    classes: Annotated[list[str], Field(min_length=2)]
+    input: InputSpec
+    thresholds: Thresholds
+    drift_baseline: DriftBaseline
+    drift_thresholds: DriftThresholds = DriftThresholds()
+    training_data: DataFingerprint
+    metrics: dict[str, object]  # evaluation report (fp32, int8, agreement, sizes, latency)
+    build: dict[str, object] = {}  # how it was built: command, library versions, parameters
+
+    @model_validator(mode="after")
+    def _check(self) -> Manifest:
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError("classes must be unique")
+        if len(self.drift_baseline.class_prior) != len(self.classes):
+            raise ValueError("drift_baseline.class_prior needs one entry per class")
+        if self.thresholds.top_k > len(self.classes):
+            raise ValueError("thresholds.top_k exceeds the number of classes")
+        return self
+
+    def dump(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_manifest(model_dir: Path) -> Manifest:
+    path = model_dir / MANIFEST_FILE
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ManifestError(f"cannot read model manifest {path}: {exc}") from exc
+    try:
+        return Manifest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ManifestError(f"invalid model manifest {path}: {exc}") from exc
+
+
+def read_verified(model_dir: Path, ref: FileRef) -> bytes:
+    """Read a package file once and check its size and sha256 against the manifest; raise on mismatch.
+
+    The caller uses the returned bytes, so the file cannot change between the check and the load.
+    """
+    from pigeonhole.exceptions import ModelIntegrityError
+
+    path = model_dir / ref.file
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelIntegrityError(f"{path} is listed in the manifest but cannot be read: {exc}") from exc
+    if len(data) != ref.size_bytes:
+        raise ModelIntegrityError(
+            f"{path} is {len(data)} bytes but the manifest says {ref.size_bytes}: refusing to load a tampered model"
+        )
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != ref.sha256:
+        raise ModelIntegrityError(
+            f"{path} has sha256 {actual} but the manifest says {ref.sha256}: refusing to load a tampered model"
+        )
+    return data

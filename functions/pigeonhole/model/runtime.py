@@ -1,0 +1,57 @@
+"""A verified, loaded model: manifest + ONNX session + vocabulary. Load once per container."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pigeonhole.constants import MODEL_FILE
+from pigeonhole.exceptions import ModelIntegrityError
+from pigeonhole.model.features import NORMALIZATION
+from pigeonhole.model.manifest import Manifest, load_manifest, read_verified
+from pigeonhole.model.session import make_session, run_probabilities
+
+
+@dataclass(frozen=True)
+class ModelRuntime:
+    manifest: Manifest
+    session: object
+    vocabulary: frozenset[str]
+
+    @classmethod
+    def load(cls, model_dir: Path, threads: int = 1) -> ModelRuntime:
+        """Verify every file against the manifest, then open the session. Raises on any mismatch."""
+        manifest = load_manifest(model_dir)
+        if manifest.model.file != MODEL_FILE:
+            raise ModelIntegrityError(f"manifest names model file {manifest.model.file!r}, expected {MODEL_FILE!r}")
+        if manifest.input.normalization != NORMALIZATION:
+            raise ModelIntegrityError(
+                f"model expects normalization {manifest.input.normalization!r}; this runtime implements {NORMALIZATION!r}"
+            )
+        model_bytes = read_verified(model_dir, manifest.model)
+        vocabulary: frozenset[str] = frozenset()
+        if manifest.vocabulary is not None:
+            words = read_verified(model_dir, manifest.vocabulary).decode("utf-8").split("\n")
+            vocabulary = frozenset(words) - {""}
+        session = make_session(model_bytes, threads=threads)
+        return cls(manifest=manifest, session=session, vocabulary=vocabulary)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.manifest.classes
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        probs = run_probabilities(
+            self.session,
+            texts,
+            input_name=self.manifest.input.onnx_input,
+            output_name=self.manifest.input.onnx_probabilities_output,
+        )
+        if len(texts) and probs.shape != (len(texts), len(self.classes)):
+            raise ModelIntegrityError(
+                f"model returned probabilities of shape {probs.shape}, expected ({len(texts)}, {len(self.classes)})"
+            )
+        return probs

@@ -1,0 +1,1 @@
+"""Developer tooling for Pigeonhole: model building, the local runtime and the CLI. Never ships to Lambda."""

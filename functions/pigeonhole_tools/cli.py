@@ -1,0 +1,21 @@
+"""The `pigeonhole` command. Each concern registers its own sub-command group."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="Pigeonhole: serverless event classifier for AWS.", no_args_is_help=True)
+
+
+def _register() -> None:
+    from pigeonhole_tools.local.cli import local_app
+    from pigeonhole_tools.training.cli import model_app
+
+    app.add_typer(model_app, name="model", help="Build and inspect model packages.")
+    app.add_typer(local_app, name="local", help="Run the whole flow on this machine against moto.")
+
+
+_register()
+
+if __name__ == "__main__":
+    app()
