@@ -61,3 +61,36 @@ CLASSIFIER_METRICS: Final = (
     CLASS_PREDICTED,
     MODEL_LOAD_FAILURES,
 )
+
+# --- Drift and feedback (emitted by the drift and feedback functions) ---------------------------
+SERVICE_DRIFT: Final = "drift"
+SERVICE_FEEDBACK: Final = "feedback"
+DIM_SIGNAL: Final = "Signal"  # class_mix, confidence, feature:<name>, accuracy
+
+_DRIFT = (DIM_SERVICE, DIM_MODEL_VERSION)
+_FEEDBACK = (DIM_SERVICE, DIM_MODEL_VERSION)
+
+DRIFT_SEVERITY = MetricDef(
+    "DriftSeverity", "None", _DRIFT, SERVICE_DRIFT, "worst verdict of a closed window: 0 ok, 1 warn, 2 page"
+)
+DRIFT_PSI = MetricDef(
+    "DriftPSI", "None", (DIM_SERVICE, DIM_MODEL_VERSION, DIM_SIGNAL), SERVICE_DRIFT, "PSI of one signal vs baseline"
+)
+DRIFT_JS = MetricDef(
+    "DriftJS", "None", (DIM_SERVICE, DIM_MODEL_VERSION, DIM_SIGNAL), SERVICE_DRIFT, "Jensen-Shannon distance"
+)
+EXPECTED_ACCURACY = MetricDef(
+    "ExpectedAccuracy", "None", _DRIFT, SERVICE_DRIFT, "mean top-1 probability of a closed window (label-free)"
+)
+WINDOW_EVENTS = MetricDef("WindowEvents", "Count", _DRIFT, SERVICE_DRIFT, "events counted in a closed window")
+LABELLED_EVENTS = MetricDef("LabelledEvents", "Count", _FEEDBACK, SERVICE_FEEDBACK, "labels joined to a prediction")
+MISCLASSIFIED_EVENTS = MetricDef(
+    "MisclassifiedEvents", "Count", _FEEDBACK, SERVICE_FEEDBACK, "joined labels that disagree with the prediction"
+)
+FEEDBACK_UNMATCHED = MetricDef(
+    "FeedbackUnmatched", "Count", (DIM_SERVICE,), SERVICE_FEEDBACK, "labels with an unknown event id or label"
+)
+
+DRIFT_METRICS: Final = (DRIFT_SEVERITY, DRIFT_PSI, DRIFT_JS, EXPECTED_ACCURACY, WINDOW_EVENTS)
+FEEDBACK_METRICS: Final = (LABELLED_EVENTS, MISCLASSIFIED_EVENTS, FEEDBACK_UNMATCHED)
+ALL_METRICS: Final = CLASSIFIER_METRICS + DRIFT_METRICS + FEEDBACK_METRICS
