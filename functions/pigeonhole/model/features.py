@@ -14,7 +14,7 @@ import numpy as np
 
 NORMALIZATION = "lower-collapse-whitespace-v1"
 # Word tokens as the word vectorizer sees them (onnxruntime's regex engine rejects `(?u)`).
-TOKEN_PATTERN = r"\b\w+\b"
+TOKEN_PATTERN = r"\b\w+\b"  # noqa: S105 (a regex, not a secret)
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
 
 # Names of the per-event input features whose histograms form the drift baseline.

@@ -10,9 +10,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pigeonhole.constants import MANIFEST_FILE
-from pigeonhole.exceptions import ManifestError
+from pigeonhole.exceptions import ManifestError, ModelIntegrityError
 
-MANIFEST_SCHEMA_VERSION = 1
+MANIFEST_SCHEMA_VERSION: Literal[1] = 1
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -151,8 +151,6 @@ def read_verified(model_dir: Path, ref: FileRef) -> bytes:
 
     The caller uses the returned bytes, so the file cannot change between the check and the load.
     """
-    from pigeonhole.exceptions import ModelIntegrityError
-
     path = model_dir / ref.file
     try:
         data = path.read_bytes()

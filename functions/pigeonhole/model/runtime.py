@@ -29,7 +29,8 @@ class ModelRuntime:
             raise ModelIntegrityError(f"manifest names model file {manifest.model.file!r}, expected {MODEL_FILE!r}")
         if manifest.input.normalization != NORMALIZATION:
             raise ModelIntegrityError(
-                f"model expects normalization {manifest.input.normalization!r}; this runtime implements {NORMALIZATION!r}"
+                f"model expects normalization {manifest.input.normalization!r}; "
+                f"this runtime implements {NORMALIZATION!r}"
             )
         model_bytes = read_verified(model_dir, manifest.model)
         vocabulary: frozenset[str] = frozenset()
