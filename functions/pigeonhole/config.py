@@ -46,7 +46,7 @@ class Settings:
     quarantine_queue_url: str
     output_bus_name: str
     review_threshold: float | None = None  # None: use the manifest's threshold
-    top_k: int = c.DEFAULT_TOP_K
+    top_k: int | None = None  # None: use the manifest's top_k
     max_event_bytes: int = c.DEFAULT_MAX_EVENT_BYTES
     ort_threads: int = 1
     window_seconds: int = c.DEFAULT_WINDOW_SECONDS
@@ -67,7 +67,7 @@ class Settings:
             quarantine_queue_url=env[c.ENV_QUARANTINE_QUEUE_URL],
             output_bus_name=env[c.ENV_OUTPUT_BUS_NAME],
             review_threshold=_optional_float(env, c.ENV_REVIEW_THRESHOLD),
-            top_k=_int(env, c.ENV_TOP_K, c.DEFAULT_TOP_K),
+            top_k=_int(env, c.ENV_TOP_K, 0, minimum=0) or None,
             max_event_bytes=_int(env, c.ENV_MAX_EVENT_BYTES, c.DEFAULT_MAX_EVENT_BYTES, minimum=64),
             ort_threads=_int(env, c.ENV_ORT_THREADS, 1),
             window_seconds=_int(env, c.ENV_WINDOW_SECONDS, c.DEFAULT_WINDOW_SECONDS),

@@ -20,7 +20,6 @@ ENV_ORT_TELEMETRY: Final = "ORT_DISABLE_TELEMETRY"
 DEFAULT_MODEL_DIR: Final = "/opt/model"  # a Lambda layer's `model/` folder lands here
 DEFAULT_NAMESPACE: Final = "Pigeonhole"
 DEFAULT_SERVICE: Final = "classifier"
-DEFAULT_TOP_K: Final = 3
 DEFAULT_MAX_EVENT_BYTES: Final = 16_384
 DEFAULT_WINDOW_SECONDS: Final = 300
 

@@ -1,0 +1,1 @@
+"""Thin wrappers over AWS APIs. Each takes an injected boto3 client and never builds one itself."""

@@ -1,0 +1,1 @@
+"""Classification: input contract, routing, the batch service and the Lambda handler."""

@@ -1,0 +1,147 @@
+"""The input contract: what a valid event is, and a machine-readable reason when it is not.
+
+A record body is either the producer's event itself (sent straight to the queue) or an EventBridge
+envelope whose `detail` is that event (the input bus rule forwards the whole envelope). Which fields
+feed the model comes from the manifest's input spec, never from code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from pigeonhole.model.manifest import InputSpec
+
+MAX_ID_CHARS = 256
+
+ReasonCode = Literal[
+    "body_too_large",
+    "invalid_json",
+    "not_an_object",
+    "invalid_envelope",
+    "missing_field",
+    "wrong_type",
+    "field_too_long",
+    "field_too_short",
+    "invalid_id",
+    "invalid_time",
+    "invalid_field",
+]
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why an event was quarantined; `code` is stable, `detail` is for humans and never holds event text."""
+
+    code: ReasonCode
+    detail: str
+    field: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"code": self.code, "field": self.field, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class InputEvent:
+    """A validated event, ready for the model."""
+
+    id: str
+    time: datetime
+    model_input: str  # the manifest's input fields, joined
+    payload: dict[str, Any] = field(repr=False)  # the producer's event (for review), never logged
+    via: Literal["sqs", "eventbridge"] = "sqs"
+
+
+class _Base(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    time: datetime
+
+
+def event_model(spec: InputSpec) -> type[BaseModel]:
+    """The pydantic model of a valid event for this manifest's input spec."""
+    fields: dict[str, Any] = {f.name: (str, Field(min_length=f.min_chars, max_length=f.max_chars)) for f in spec.fields}
+    return create_model("InputEventModel", __base__=_Base, **fields)
+
+
+_ERROR_CODES: dict[str, ReasonCode] = {
+    "missing": "missing_field",
+    "string_type": "wrong_type",
+    "string_too_long": "field_too_long",
+    "string_too_short": "field_too_short",
+}
+
+
+def _reason_from(exc: ValidationError) -> Reason:
+    err = exc.errors(include_url=False, include_input=False)[0]
+    top = str(err["loc"][0]) if err["loc"] else ""
+    loc = top or None
+    etype = err["type"]
+    if top == "time" and etype != "missing":
+        return Reason("invalid_time", "time must be an ISO-8601 timestamp", loc)
+    if top == "id" and etype not in ("missing", "string_type"):
+        return Reason("invalid_id", f"id must be 1 to {MAX_ID_CHARS} characters", loc)
+    code = _ERROR_CODES.get(etype, "invalid_field")
+    return Reason(code, err["msg"], loc)
+
+
+def parse_body(body: str, spec: InputSpec, model: type[BaseModel], max_bytes: int) -> InputEvent | Reason:
+    """Validate one record body; return the event or the reason it is invalid. Never raises on bad input."""
+    size = len(body.encode("utf-8"))
+    if size > max_bytes:
+        return Reason("body_too_large", f"body is {size} bytes; the limit is {max_bytes}")
+    try:
+        doc = json.loads(body)
+    except json.JSONDecodeError as exc:
+        return Reason("invalid_json", f"body is not JSON: {exc.msg} at position {exc.pos}")
+    if not isinstance(doc, dict):
+        return Reason("not_an_object", f"body is a JSON {type(doc).__name__}, expected an object")
+
+    via: Literal["sqs", "eventbridge"] = "sqs"
+    if "detail-type" in doc and "detail" in doc:
+        try:
+            envelope = parse(event=doc, model=EventBridgeModel)
+        except ValidationError as exc:
+            return Reason("invalid_envelope", f"EventBridge envelope is invalid: {exc.error_count()} error(s)")
+        if not isinstance(envelope.detail, dict):
+            return Reason("not_an_object", "EventBridge detail is not an object", "detail")
+        doc = dict(envelope.detail)
+        via = "eventbridge"
+
+    try:
+        event = model.model_validate(_coerce_time(doc))
+    except ValidationError as exc:
+        return _reason_from(exc)
+    values = [getattr(event, f.name) for f in spec.fields]
+    for f, value in zip(spec.fields, values, strict=True):
+        if not value.strip():
+            return Reason("field_too_short", f"{f.name} is blank", f.name)
+    when: datetime = event.time  # type: ignore[attr-defined]
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return InputEvent(
+        id=event.id,  # type: ignore[attr-defined]
+        time=when.astimezone(UTC),
+        model_input=spec.separator.join(values),
+        payload=doc,
+        via=via,
+    )
+
+
+def _coerce_time(doc: dict[str, Any]) -> dict[str, Any]:
+    """Strict mode refuses strings for datetimes; parse ISO-8601 here (a trailing Z included)."""
+    raw = doc.get("time")
+    if not isinstance(raw, str):
+        return doc
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        return doc  # leave it for pydantic to reject with a clear error
+    return {**doc, "time": parsed}
