@@ -101,6 +101,8 @@ def parse_body(body: str, spec: InputSpec, model: type[BaseModel], max_bytes: in
         doc = json.loads(body)
     except json.JSONDecodeError as exc:
         return Reason("invalid_json", f"body is not JSON: {exc.msg} at position {exc.pos}")
+    except RecursionError:
+        return Reason("invalid_json", "body nests too deeply to parse")
     if not isinstance(doc, dict):
         return Reason("not_an_object", f"body is a JSON {type(doc).__name__}, expected an object")
 

@@ -1,0 +1,48 @@
+# Pigeonhole: every entry point a user or CI needs. Each target sets up what it needs itself.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATASETS ?= ../shared/datasets
+export ORT_DISABLE_TELEMETRY := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help venv demo up test lint format model synth bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[train,local,dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv with everything (runtime, training, local, dev)
+
+demo: $(STAMP)  ## the main job: classify a stream of events end to end on a local AWS emulator
+	$(BIN)/pigeonhole local demo
+
+up: $(STAMP)  ## keep the local emulator and poller running; prints the endpoint to send events to
+	$(BIN)/pigeonhole local up
+
+lint: $(STAMP)  ## ruff and mypy
+	$(BIN)/ruff check functions infra tests
+	$(BIN)/ruff format --check functions infra tests
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format functions infra tests
+	$(BIN)/ruff check --fix functions infra tests
+
+test: lint  ## lint, then every test (unit, functional, end to end, model, infra)
+	$(BIN)/pytest
+
+model: $(STAMP)  ## rebuild the default BANKING77 model package into layers/model
+	$(BIN)/pigeonhole model build --data $(DATASETS)/banking77/train.csv --eval-data $(DATASETS)/banking77/test.csv \
+		--text-column text --label-column category --name banking77-intents --version 1.0.0 --out layers/model
+
+clean:
+	rm -rf $(VENV) cdk.out build .mypy_cache .ruff_cache .pytest_cache

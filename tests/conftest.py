@@ -1,0 +1,50 @@
+"""Test-wide safety net: nothing may reach AWS, whatever a test forgets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATASETS = (REPO_ROOT / ".." / "shared" / "datasets").resolve()
+MODEL_DIR = REPO_ROOT / "layers" / "model"
+
+# Set before any boto3 client exists: fake credentials, a region, no instance metadata, and a
+# proxy on a dead loopback port so an unmocked call fails fast instead of reaching the internet.
+_SAFE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 (moto's fake credentials)
+    "AWS_SECURITY_TOKEN": "testing",  # noqa: S105
+    "AWS_SESSION_TOKEN": "testing",  # noqa: S105
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "NO_PROXY": "127.0.0.1,localhost",
+    "ORT_DISABLE_TELEMETRY": "1",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_DEV": "false",
+}
+for _key, _value in _SAFE_ENV.items():
+    os.environ[_key] = _value
+for _key in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+    os.environ.pop(_key, None)
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """The committed default model package (layers/model)."""
+    if not (MODEL_DIR / "manifest.json").is_file():
+        pytest.fail(f"the default model package is missing from {MODEL_DIR}; rebuild it with `make model`")
+    return MODEL_DIR
+
+
+@pytest.fixture(scope="session")
+def banking77_dir() -> Path:
+    path = DATASETS / "banking77"
+    if not (path / "train.csv").is_file():
+        pytest.skip(f"BANKING77 is not available at {path} (the shared datasets folder is absent)")
+    return path
