@@ -1,0 +1,452 @@
+"""Every alarm of Pigeonhole as plain data: the one source for the CDK stack and the local evaluator.
+
+Why plain data: the stack (infra/) turns each definition into a CloudWatch alarm and the local
+runtime evaluates the same definitions against the metrics it collects, so the two cannot drift
+apart. Nothing here imports CDK or boto3.
+
+Dimension values that only a deployment knows (queue and function names, the model version) are
+`Binding` placeholders; each consumer supplies them. A `Binding` value is the attribute name of
+that resource in the infra naming object (a `pigeonhole.naming.ResourceNames` plus infra's extra
+names), so a consumer can resolve most of them with ``getattr(names, binding.value)``.
+
+Math expressions use only metric ids, numbers, ``+ - * /``, comparisons (``> >= < <=``) and
+``IF(condition, a, b)``: a subset of CloudWatch metric math small enough to evaluate locally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from pigeonhole import metrics_catalog as mc
+
+NS_SQS: Final = "AWS/SQS"
+NS_LAMBDA: Final = "AWS/Lambda"
+
+
+class Severity(StrEnum):
+    """Where an alarm notifies: page -> the on-call topic, ticket -> the ticket topic."""
+
+    PAGE = "page"
+    TICKET = "ticket"
+
+
+class Comparison(StrEnum):
+    """CloudWatch comparison operators (their API spelling)."""
+
+    GT = "GreaterThanThreshold"
+    GTE = "GreaterThanOrEqualToThreshold"
+    LT = "LessThanThreshold"
+    LTE = "LessThanOrEqualToThreshold"
+
+
+class MissingData(StrEnum):
+    """CloudWatch treat-missing-data values (their API spelling)."""
+
+    NOT_BREACHING = "notBreaching"
+    BREACHING = "breaching"
+    IGNORE = "ignore"
+    MISSING = "missing"
+
+
+class Binding(StrEnum):
+    """A dimension value a deployment supplies; the value names the resource in the naming object."""
+
+    MODEL_VERSION = "model_version"  # the manifest version of the deployed model
+    CLASSIFIER_FUNCTION = "classifier_function"  # Lambda FunctionName
+    CLASSIFIER_ALIAS = "classifier_alias_resource"  # Lambda Resource dimension: "<function>:<alias>"
+    DRIFT_FUNCTION = "drift_function"
+    FEEDBACK_FUNCTION = "feedback_function"
+    INGEST_QUEUE = "ingest_queue"
+    INGEST_DLQ = "ingest_dlq"
+    REVIEW_DLQ = "review_dlq"
+    QUARANTINE_DLQ = "quarantine_dlq"
+    FEEDBACK_DLQ = "feedback_dlq"
+    INPUT_RULE_DLQ = "input_rule_dlq"  # EventBridge input bus -> ingest queue target
+    LABEL_RULE_DLQ = "label_rule_dlq"  # EventBridge input bus (LabelFeedback) -> feedback queue target
+    DRIFT_DLQ = "drift_dlq"  # drift schedule target and the drift function's async failures
+
+
+DimensionValue = str | Binding
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """One metric at one statistic and period.
+
+    `per_window`: the period is one drift window; consumers use the deployment's window length
+    (PIGEONHOLE_WINDOW_SECONDS) instead of `period_s`, because the drift function emits once per window.
+    """
+
+    namespace: str
+    name: str
+    dimensions: tuple[tuple[str, DimensionValue], ...]
+    statistic: str  # Sum | Average | Maximum | Minimum | SampleCount | pNN
+    period_s: int
+    catalog: mc.MetricDef | None = None  # set for every metric of our own namespace
+    per_window: bool = False
+
+    def resolve(self, bindings: Mapping[Binding, str]) -> dict[str, str]:
+        """Concrete dimensions; raises KeyError naming the binding a consumer forgot."""
+        return {name: bindings[value] if isinstance(value, Binding) else value for name, value in self.dimensions}
+
+    def period(self, window_seconds: int) -> int:
+        return window_seconds if self.per_window else self.period_s
+
+
+@dataclass(frozen=True)
+class AlarmDef:
+    """One metric or metric-math alarm. Name: f"{prefix}-{suffix}"."""
+
+    suffix: str
+    description: str
+    severity: Severity
+    threshold: float
+    comparison: Comparison
+    evaluation_periods: int
+    datapoints_to_alarm: int
+    treat_missing_data: MissingData
+    metric: MetricQuery | None = None  # a single-metric alarm ...
+    expression: str | None = None  # ... or a math alarm over `metrics` (id -> query)
+    metrics: tuple[tuple[str, MetricQuery], ...] = ()
+    rollback: bool = False  # a canary deployment rolls back while this alarm is in ALARM
+    requires_provisioned_concurrency: bool = False  # only exists when the alias has warm capacity
+    notify: bool = True  # False for the parts of a composite alarm: the composite notifies
+
+    def __post_init__(self) -> None:
+        if (self.metric is None) == (self.expression is None):
+            raise ValueError(f"{self.suffix}: give exactly one of metric or expression")
+        if self.expression is not None and not self.metrics:
+            raise ValueError(f"{self.suffix}: a math alarm needs its metrics")
+        if not 1 <= self.datapoints_to_alarm <= self.evaluation_periods:
+            raise ValueError(f"{self.suffix}: datapoints_to_alarm must be within 1..evaluation_periods")
+        periods = {q.period_s for q in self.queries()}
+        if len(periods) != 1:
+            raise ValueError(f"{self.suffix}: every metric of one alarm needs the same period")
+
+    def queries(self) -> tuple[MetricQuery, ...]:
+        return (self.metric,) if self.metric is not None else tuple(q for _, q in self.metrics)
+
+    @property
+    def period_s(self) -> int:
+        return self.queries()[0].period_s
+
+
+@dataclass(frozen=True)
+class CompositeAlarmDef:
+    """ALARM when every alarm in `all_of` is in ALARM (multi-window burn rates)."""
+
+    suffix: str
+    description: str
+    severity: Severity
+    all_of: tuple[str, ...]  # suffixes of AlarmDefs
+    rollback: bool = False
+
+
+def alarm_name(prefix: str, suffix: str) -> str:
+    return f"{prefix}-{suffix}"
+
+
+# -- metric constructors ---------------------------------------------------------------------------
+def ours(metric: mc.MetricDef, statistic: str, period_s: int, per_window: bool = False) -> MetricQuery:
+    """A metric of our namespace with exactly the dimensions the functions emit (from the catalog)."""
+    dims: list[tuple[str, DimensionValue]] = []
+    for dim in metric.dimensions:
+        if dim == mc.DIM_SERVICE:
+            dims.append((dim, metric.service))
+        elif dim == mc.DIM_MODEL_VERSION:
+            dims.append((dim, Binding.MODEL_VERSION))
+        else:
+            raise ValueError(f"{metric.name}: no alarm can pin dimension {dim!r} (one alarm per value is not kept)")
+    return MetricQuery(
+        mc.NAMESPACE, metric.name, tuple(dims), statistic, period_s, catalog=metric, per_window=per_window
+    )
+
+
+def sqs(name: str, queue: Binding, statistic: str, period_s: int) -> MetricQuery:
+    return MetricQuery(NS_SQS, name, (("QueueName", queue),), statistic, period_s)
+
+
+def classifier_alias(name: str, statistic: str, period_s: int) -> MetricQuery:
+    """Lambda metrics of the live alias (both versions during a canary)."""
+    dims = (("FunctionName", Binding.CLASSIFIER_FUNCTION), ("Resource", Binding.CLASSIFIER_ALIAS))
+    return MetricQuery(NS_LAMBDA, name, dims, statistic, period_s)
+
+
+def lambda_function(name: str, function: Binding, statistic: str, period_s: int) -> MetricQuery:
+    return MetricQuery(NS_LAMBDA, name, (("FunctionName", function),), statistic, period_s)
+
+
+# -- SLO parameters -------------------------------------------------------------------------------
+# Labelled accuracy objective: 90 % (the int8 BANKING77 model measures ~92.5 % offline), so the error
+# budget is 10 % of labelled events. Burn rate = observed misclassification share / budget.
+ACCURACY_SLO: Final = 0.90
+ERROR_BUDGET: Final = round(1.0 - ACCURACY_SLO, 6)
+# Burn rates cannot exceed 1 / budget (= 10) here, so the classic 14.4 / 6 are out of reach:
+# page at 3x (>= 30 % wrong for an hour and the last 5 minutes), ticket at 1.5x (>= 15 % wrong for
+# 6 hours and the last 30 minutes).
+FAST_BURN: Final = 3.0
+SLOW_BURN: Final = 1.5
+MIN_LABELS: Final = 20  # fewer labels than this in a window say nothing: the expression yields 0
+MIN_EVENTS: Final = 20  # the same guard for per-event rates
+
+ONE_MINUTE: Final = 60
+FIVE_MINUTES: Final = 300
+
+
+def _burn_rate(suffix: str, window_s: int, burn: float, severity: Severity, what: str) -> AlarmDef:
+    return AlarmDef(
+        suffix=suffix,
+        description=f"{what}: labelled misclassification burns the {ERROR_BUDGET:.0%} budget at >= {burn}x "
+        f"over {window_s // 60} min",
+        severity=severity,
+        threshold=burn,
+        comparison=Comparison.GTE,
+        evaluation_periods=1,
+        datapoints_to_alarm=1,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        expression=f"IF(labelled >= {MIN_LABELS}, (wrong / labelled) / {ERROR_BUDGET}, 0)",
+        metrics=(
+            ("labelled", ours(mc.LABELLED_EVENTS, "Sum", window_s)),
+            ("wrong", ours(mc.MISCLASSIFIED_EVENTS, "Sum", window_s)),
+        ),
+        notify=False,
+    )
+
+
+def _dlq_depth(suffix: str, queue: Binding, severity: Severity, what: str) -> AlarmDef:
+    return AlarmDef(
+        suffix=suffix,
+        description=f"{what}: messages are waiting in a dead-letter queue (look, fix, redrive)",
+        severity=severity,
+        threshold=0,
+        comparison=Comparison.GT,
+        evaluation_periods=1,
+        datapoints_to_alarm=1,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        metric=sqs("ApproximateNumberOfMessagesVisible", queue, "Maximum", ONE_MINUTE),
+    )
+
+
+ALARMS: Final[tuple[AlarmDef, ...]] = (
+    # --- dead-letter queues: any message is an incident or a ticket ---
+    _dlq_depth("ingest-dlq-depth", Binding.INGEST_DLQ, Severity.PAGE, "Poison events left the ingest queue"),
+    _dlq_depth("input-rule-dlq-depth", Binding.INPUT_RULE_DLQ, Severity.PAGE, "EventBridge could not reach ingest"),
+    _dlq_depth("feedback-dlq-depth", Binding.FEEDBACK_DLQ, Severity.TICKET, "Labels failed to process"),
+    _dlq_depth("label-rule-dlq-depth", Binding.LABEL_RULE_DLQ, Severity.TICKET, "EventBridge could not queue labels"),
+    _dlq_depth("review-dlq-depth", Binding.REVIEW_DLQ, Severity.TICKET, "Review consumers gave up on items"),
+    _dlq_depth("quarantine-dlq-depth", Binding.QUARANTINE_DLQ, Severity.TICKET, "Quarantine consumers gave up"),
+    _dlq_depth("drift-dlq-depth", Binding.DRIFT_DLQ, Severity.TICKET, "A drift run was not delivered or failed"),
+    # --- ingest backlog ---
+    AlarmDef(
+        suffix="ingest-oldest-message-age",
+        description="The oldest ingest message waited over 10 minutes: the classifier is not keeping up",
+        severity=Severity.PAGE,
+        threshold=600,
+        comparison=Comparison.GT,
+        evaluation_periods=3,
+        datapoints_to_alarm=3,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        metric=sqs("ApproximateAgeOfOldestMessage", Binding.INGEST_QUEUE, "Maximum", ONE_MINUTE),
+    ),
+    # --- classifier health (alias metrics: the canary's rollback signals) ---
+    AlarmDef(
+        suffix="classifier-error-rate",
+        description="Over 5 % of classifier invocations failed as a whole (crash or timeout, not per-record)",
+        severity=Severity.PAGE,
+        threshold=5,
+        comparison=Comparison.GT,
+        evaluation_periods=3,
+        datapoints_to_alarm=2,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        expression="IF(invocations > 0, 100 * errors / invocations, 0)",
+        metrics=(
+            ("errors", classifier_alias("Errors", "Sum", ONE_MINUTE)),
+            ("invocations", classifier_alias("Invocations", "Sum", ONE_MINUTE)),
+        ),
+        rollback=True,
+    ),
+    AlarmDef(
+        suffix="classifier-throttles",
+        description="The classifier is throttled (account or reserved concurrency exhausted)",
+        severity=Severity.TICKET,
+        threshold=0,
+        comparison=Comparison.GT,
+        evaluation_periods=5,
+        datapoints_to_alarm=3,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        metric=classifier_alias("Throttles", "Sum", ONE_MINUTE),
+    ),
+    AlarmDef(
+        suffix="classifier-p99-duration",
+        description="p99 batch duration over 2 s (a batch of 10 normally takes tens of milliseconds)",
+        severity=Severity.PAGE,
+        threshold=2000,
+        comparison=Comparison.GT,
+        evaluation_periods=5,
+        datapoints_to_alarm=3,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        metric=classifier_alias("Duration", "p99", ONE_MINUTE),
+        rollback=True,
+    ),
+    AlarmDef(
+        suffix="classifier-pc-spillover",
+        description="Invocations spilled over provisioned concurrency onto cold containers",
+        severity=Severity.TICKET,
+        threshold=0,
+        comparison=Comparison.GT,
+        evaluation_periods=5,
+        datapoints_to_alarm=3,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        metric=classifier_alias("ProvisionedConcurrencySpilloverInvocations", "Sum", ONE_MINUTE),
+        requires_provisioned_concurrency=True,
+    ),
+    AlarmDef(
+        suffix="model-load-failure",
+        description="A classifier container could not load or verify the model package",
+        severity=Severity.PAGE,
+        threshold=0,
+        comparison=Comparison.GT,
+        evaluation_periods=1,
+        datapoints_to_alarm=1,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        metric=ours(mc.MODEL_LOAD_FAILURES, "Sum", ONE_MINUTE),
+        rollback=True,
+    ),
+    # --- model behaviour ---
+    AlarmDef(
+        suffix="quarantine-rate",
+        description="Over 5 % of events are quarantined as invalid (a producer or a contract change)",
+        severity=Severity.TICKET,
+        threshold=5,
+        comparison=Comparison.GT,
+        evaluation_periods=5,
+        datapoints_to_alarm=3,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        expression=f"IF(received >= {MIN_EVENTS}, 100 * quarantined / received, 0)",
+        metrics=(
+            ("quarantined", ours(mc.EVENTS_QUARANTINED, "Sum", ONE_MINUTE)),
+            ("received", ours(mc.EVENTS_RECEIVED, "Sum", ONE_MINUTE)),
+        ),
+        rollback=True,
+    ),
+    AlarmDef(
+        suffix="review-rate-spike",
+        description="Over 30 % of classified events go to human review (low confidence: drift or a bad model)",
+        severity=Severity.TICKET,
+        threshold=30,
+        comparison=Comparison.GT,
+        evaluation_periods=5,
+        datapoints_to_alarm=3,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        expression=f"IF(classified >= {MIN_EVENTS}, 100 * review / classified, 0)",
+        metrics=(
+            ("review", ours(mc.EVENTS_REVIEW, "Sum", ONE_MINUTE)),
+            ("classified", ours(mc.EVENTS_CLASSIFIED, "Sum", ONE_MINUTE)),
+        ),
+        rollback=True,
+    ),
+    AlarmDef(
+        suffix="publish-failures",
+        description="Results could not be published and were handed back to SQS for retry",
+        severity=Severity.TICKET,
+        threshold=0,
+        comparison=Comparison.GT,
+        evaluation_periods=5,
+        datapoints_to_alarm=3,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        metric=ours(mc.PUBLISH_FAILURES, "Sum", ONE_MINUTE),
+    ),
+    # --- drift (one datapoint per closed window) ---
+    AlarmDef(
+        suffix="drift-page",
+        description="A closed window drifted past the page thresholds (PSI >= 0.25 or equivalent)",
+        severity=Severity.PAGE,
+        threshold=2,
+        comparison=Comparison.GTE,
+        evaluation_periods=1,
+        datapoints_to_alarm=1,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        metric=ours(mc.DRIFT_SEVERITY, "Maximum", FIVE_MINUTES, per_window=True),
+    ),
+    AlarmDef(
+        suffix="drift-warn",
+        description="A closed window drifted past the warn thresholds (PSI >= 0.1 or equivalent)",
+        severity=Severity.TICKET,
+        threshold=1,
+        comparison=Comparison.GTE,
+        evaluation_periods=1,
+        datapoints_to_alarm=1,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        metric=ours(mc.DRIFT_SEVERITY, "Maximum", FIVE_MINUTES, per_window=True),
+    ),
+    # --- accuracy SLO: multi-window burn rates, combined by the composites below ---
+    _burn_rate("accuracy-burn-fast-long", 3600, FAST_BURN, Severity.PAGE, "Fast burn (long window)"),
+    _burn_rate("accuracy-burn-fast-short", 300, FAST_BURN, Severity.PAGE, "Fast burn (short window)"),
+    _burn_rate("accuracy-burn-slow-long", 6 * 3600, SLOW_BURN, Severity.TICKET, "Slow burn (long window)"),
+    _burn_rate("accuracy-burn-slow-short", 1800, SLOW_BURN, Severity.TICKET, "Slow burn (short window)"),
+    # --- the companion functions ---
+    AlarmDef(
+        suffix="drift-function-errors",
+        description="The drift function failed (its report and drift metrics are missing)",
+        severity=Severity.TICKET,
+        threshold=0,
+        comparison=Comparison.GT,
+        evaluation_periods=1,
+        datapoints_to_alarm=1,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        metric=lambda_function("Errors", Binding.DRIFT_FUNCTION, "Sum", FIVE_MINUTES),
+    ),
+    AlarmDef(
+        suffix="feedback-function-errors",
+        description="The feedback function failed whole batches",
+        severity=Severity.TICKET,
+        threshold=0,
+        comparison=Comparison.GT,
+        evaluation_periods=1,
+        datapoints_to_alarm=1,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        metric=lambda_function("Errors", Binding.FEEDBACK_FUNCTION, "Sum", FIVE_MINUTES),
+    ),
+)
+
+COMPOSITES: Final[tuple[CompositeAlarmDef, ...]] = (
+    CompositeAlarmDef(
+        suffix="accuracy-burn-fast",
+        description=f"Labelled accuracy far below the {ACCURACY_SLO:.0%} objective for the last hour and now",
+        severity=Severity.PAGE,
+        all_of=("accuracy-burn-fast-long", "accuracy-burn-fast-short"),
+    ),
+    CompositeAlarmDef(
+        suffix="accuracy-burn-slow",
+        description=f"Labelled accuracy below the {ACCURACY_SLO:.0%} objective for 6 hours and still",
+        severity=Severity.TICKET,
+        all_of=("accuracy-burn-slow-long", "accuracy-burn-slow-short"),
+    ),
+)
+
+
+def by_suffix() -> dict[str, AlarmDef]:
+    return {a.suffix: a for a in ALARMS}
+
+
+def applicable(provisioned_concurrency: bool) -> tuple[AlarmDef, ...]:
+    """The alarms a deployment has: spillover only exists with provisioned concurrency."""
+    return tuple(a for a in ALARMS if provisioned_concurrency or not a.requires_provisioned_concurrency)
+
+
+def _check() -> None:
+    """Import-time sanity: unique suffixes, composites refer to existing non-notifying alarms."""
+    suffixes = [a.suffix for a in ALARMS] + [c.suffix for c in COMPOSITES]
+    if len(set(suffixes)) != len(suffixes):
+        raise ValueError("alarm suffixes must be unique")
+    known = by_suffix()
+    for composite in COMPOSITES:
+        for part in composite.all_of:
+            if part not in known or known[part].notify:
+                raise ValueError(f"{composite.suffix}: {part} must be a non-notifying AlarmDef")
+
+
+_check()
