@@ -44,5 +44,8 @@ model: $(STAMP)  ## rebuild the default BANKING77 model package into layers/mode
 	$(BIN)/pigeonhole model build --data $(DATASETS)/banking77/train.csv --eval-data $(DATASETS)/banking77/test.csv \
 		--text-column text --label-column category --name banking77-intents --version 1.0.0 --out layers/model
 
+bench: $(STAMP)  ## cold start and inference latency of the default model (numbers, not assertions)
+	$(BIN)/pigeonhole bench
+
 clean:
 	rm -rf $(VENV) cdk.out build .mypy_cache .ruff_cache .pytest_cache

@@ -8,7 +8,7 @@ feed the model comes from the manifest's input spec, never from code.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -42,6 +42,7 @@ class Reason:
     code: ReasonCode
     detail: str
     field: str | None = None
+    event_id: str | None = None  # the producer's id, when the body had a usable one
 
     def to_dict(self) -> dict[str, str | None]:
         return {"code": self.code, "field": self.field, "detail": self.detail}
@@ -117,14 +118,16 @@ def parse_body(body: str, spec: InputSpec, model: type[BaseModel], max_bytes: in
         doc = dict(envelope.detail)
         via = "eventbridge"
 
+    raw_id = doc.get("id")
+    known_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= MAX_ID_CHARS else None
     try:
         event = model.model_validate(_coerce_time(doc))
     except ValidationError as exc:
-        return _reason_from(exc)
+        return replace(_reason_from(exc), event_id=known_id)
     values = [getattr(event, f.name) for f in spec.fields]
     for f, value in zip(spec.fields, values, strict=True):
         if not value.strip():
-            return Reason("field_too_short", f"{f.name} is blank", f.name)
+            return Reason("field_too_short", f"{f.name} is blank", f.name, known_id)
     when: datetime = event.time  # type: ignore[attr-defined]
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

@@ -120,7 +120,7 @@ class ClassifierService:
                 record.get("body") or "", self.runtime.manifest.input, self._event_model, self.settings.max_event_bytes
             )
             if isinstance(parsed, Reason):
-                outcomes[message_id] = Outcome("quarantined", reason=parsed)
+                outcomes[message_id] = Outcome("quarantined", event_id=parsed.event_id, reason=parsed)
             else:
                 valid.append((message_id, parsed))
 
@@ -202,6 +202,7 @@ class ClassifierService:
                 "schema": QUARANTINE_SCHEMA,
                 "reason": reason.to_dict(),
                 "message_id": message_id,
+                "event_id": reason.event_id,
                 "source_arn": record.get("eventSourceARN"),
                 "receive_count": attributes.get("ApproximateReceiveCount"),
                 "sent_timestamp": attributes.get("SentTimestamp"),

@@ -1,0 +1,88 @@
+"""Benchmarks (not tests): cold start in a fresh process and inference latency, measured here and now.
+
+Numbers are printed, never asserted: these machines are noisy, so compare ratios from one run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+bench_app = typer.Typer(help="Measure cold start and inference latency.", no_args_is_help=False)
+console = Console()
+
+_COLD_START = r"""
+import json, os, sys, time
+from pathlib import Path
+t0 = time.perf_counter()
+import pigeonhole.classify.handler  # noqa: F401  (what Lambda imports at init)
+t1 = time.perf_counter()
+from pigeonhole.model.runtime import ModelRuntime
+runtime = ModelRuntime.load(Path(sys.argv[1]), threads=1)
+t2 = time.perf_counter()
+runtime.predict_proba(["where is my card"])
+t3 = time.perf_counter()
+print(json.dumps({"import_ms": (t1 - t0) * 1e3, "load_ms": (t2 - t1) * 1e3, "first_predict_ms": (t3 - t2) * 1e3}))
+"""
+
+
+def cold_start(model_dir: Path, runs: int) -> list[dict[str, float]]:
+    """Each run is a fresh interpreter: import the handler module, verify and load the model, predict once."""
+    env = {**os.environ, "ORT_DISABLE_TELEMETRY": "1", "POWERTOOLS_TRACE_DISABLED": "true"}
+    results = []
+    for _ in range(runs):
+        out = subprocess.run(  # noqa: S603 (our own interpreter and script)
+            [sys.executable, "-c", _COLD_START, str(model_dir)], capture_output=True, text=True, check=True, env=env
+        )
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return results
+
+
+def latency(model_dir: Path, repeats: int) -> dict[str, float]:
+    from pigeonhole.model.runtime import ModelRuntime
+
+    runtime = ModelRuntime.load(model_dir, threads=1)
+    one = ["i still have not received my card"]
+    ten = [f"my card number {i} never arrived, what should i do" for i in range(10)]
+    for _ in range(20):
+        runtime.predict_proba(ten)
+
+    def median_ms(texts: list[str]) -> float:
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            runtime.predict_proba(texts)
+            samples.append((time.perf_counter() - start) * 1e3)
+        return statistics.median(samples)
+
+    return {"one_event_ms": median_ms(one), "ten_events_ms": median_ms(ten)}
+
+
+@bench_app.callback(invoke_without_command=True)
+def main(
+    model_dir: Path = typer.Option(Path("layers/model"), help="model package to measure"),
+    runs: int = typer.Option(5, help="fresh processes for the cold start"),
+    repeats: int = typer.Option(300, help="timed runs per latency figure"),
+) -> None:
+    """Print cold start (import + verified model load) and inference latency at one thread."""
+    cold = cold_start(model_dir, runs)
+    warm = latency(model_dir, repeats)
+    table = Table(title=f"Pigeonhole benchmark ({model_dir}, 1 thread, medians)")
+    table.add_column("measure")
+    table.add_column("ms", justify="right")
+    for key in ("import_ms", "load_ms", "first_predict_ms"):
+        table.add_row(f"cold start: {key[:-3]}", f"{statistics.median(r[key] for r in cold):.1f}")
+    total = statistics.median(r["import_ms"] + r["load_ms"] + r["first_predict_ms"] for r in cold)
+    table.add_row("cold start: total", f"{total:.1f}")
+    table.add_row("inference: 1 event", f"{warm['one_event_ms']:.3f}")
+    table.add_row("inference: batch of 10", f"{warm['ten_events_ms']:.3f}")
+    console.print(table)
