@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -23,6 +24,7 @@ console = Console()
 _COLD_START = r"""
 import json, os, sys, time
 from pathlib import Path
+from typing import Annotated
 t0 = time.perf_counter()
 import pigeonhole.classify.handler  # noqa: F401  (what Lambda imports at init)
 t1 = time.perf_counter()
@@ -69,9 +71,9 @@ def latency(model_dir: Path, repeats: int) -> dict[str, float]:
 
 @bench_app.callback(invoke_without_command=True)
 def main(
-    model_dir: Path = typer.Option(Path("layers/model"), help="model package to measure"),
-    runs: int = typer.Option(5, help="fresh processes for the cold start"),
-    repeats: int = typer.Option(300, help="timed runs per latency figure"),
+    model_dir: Annotated[Path, typer.Option(help="model package to measure")] = Path("layers/model"),
+    runs: Annotated[int, typer.Option(help="fresh processes for the cold start")] = 5,
+    repeats: Annotated[int, typer.Option(help="timed runs per latency figure")] = 300,
 ) -> None:
     """Print cold start (import + verified model load) and inference latency at one thread."""
     cold = cold_start(model_dir, runs)
