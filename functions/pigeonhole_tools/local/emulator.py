@@ -1,0 +1,444 @@
+"""moto in server mode on loopback, provisioned with the same queues, buses and rules as the CDK stack.
+
+Every name comes from `pigeonhole.naming.ResourceNames`, so the local system and the deployed one
+describe the same thing. Clients made here carry fake credentials and refuse any endpoint that is
+not on loopback: nothing in the local runtime can reach AWS.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import json
+import logging
+import os
+import socket
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+
+from pigeonhole import constants as c
+from pigeonhole.naming import MAX_RECEIVE_COUNT, ResourceNames
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_events.type_defs import TargetTypeDef
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
+
+LOOPBACK = "127.0.0.1"
+DEFAULT_PORT = 4747  # `local up`; tests and the demo take a free port (0)
+DEFAULT_REGION = "us-east-1"
+DEFAULT_VISIBILITY_TIMEOUT = 30  # seconds; Lambda's guidance is >= 6x the function timeout
+DEFAULT_FUNCTION_TIMEOUT = 5  # seconds; the classifier's Lambda timeout in the emulation
+FAKE_CREDENTIAL = "testing"  # moto's conventional fake key, not a secret
+
+# What a producer puts on the input bus, and the rule pattern that forwards it to the ingest queue.
+INPUT_SOURCE = "pigeonhole.producer"
+INPUT_DETAIL_TYPE = "SupportMessage"
+INPUT_EVENT_PATTERN: dict[str, Any] = {"detail-type": [INPUT_DETAIL_TYPE]}
+# What the classifier puts on the output bus, and the local rule that copies it to the sink queue.
+OUTPUT_EVENT_PATTERN: dict[str, Any] = {"source": [c.OUTPUT_SOURCE], "detail-type": [c.OUTPUT_DETAIL_TYPE]}
+# EventBridge target retry policy (the AWS defaults, made explicit as the design asks).
+TARGET_RETRY_POLICY: dict[str, int] = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86_400}
+DLQ_RETENTION_SECONDS = 1_209_600  # 14 days: the maximum, so poison events wait for a human
+
+# Variables that could point a client at a real account or endpoint; unset for the local runtime.
+_UNSAFE_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+)
+
+
+def offline_environment(region: str = DEFAULT_REGION, endpoint: str | None = None) -> dict[str, str]:
+    """Fake credentials, a region, no instance metadata and (optionally) the moto endpoint for every client."""
+    env = {
+        "AWS_ACCESS_KEY_ID": FAKE_CREDENTIAL,
+        "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIAL,
+        "AWS_SESSION_TOKEN": FAKE_CREDENTIAL,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    if endpoint is not None:
+        env["AWS_ENDPOINT_URL"] = require_loopback(endpoint)
+    return env
+
+
+def unsafe_variables(env: Mapping[str, str]) -> list[str]:
+    """Names present in `env` that could redirect a client away from moto (profiles, per-service endpoints)."""
+    found = [name for name in _UNSAFE_VARIABLES if name in env]
+    found += [name for name in env if name.startswith("AWS_ENDPOINT_URL_")]
+    return found
+
+
+def apply_offline_environment(
+    env: MutableMapping[str, str], region: str = DEFAULT_REGION, endpoint: str | None = None
+) -> None:
+    """Make `env` (normally os.environ of a CLI process) safe: fake credentials, loopback endpoint only."""
+    for name in unsafe_variables(env):
+        del env[name]
+    env.update(offline_environment(region, endpoint))
+
+
+def require_loopback(endpoint: str) -> str:
+    """Refuse any endpoint that is not on this machine, so a typo cannot send traffic to AWS."""
+    host = urlparse(endpoint).hostname
+    if host is None:
+        raise ValueError(f"endpoint {endpoint!r} has no host")
+    if host != "localhost":
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError(f"endpoint {endpoint!r} is not on loopback; the local runtime never leaves this host")
+    return endpoint.rstrip("/")
+
+
+def _config(max_attempts: int) -> Config:
+    return Config(retries={"max_attempts": max_attempts, "mode": "standard"}, connect_timeout=3, read_timeout=30)
+
+
+def _session(region: str) -> boto3.session.Session:
+    # Explicit fake credentials: the default chain (profiles, metadata) is never consulted.
+    return boto3.session.Session(
+        aws_access_key_id=FAKE_CREDENTIAL,
+        aws_secret_access_key=FAKE_CREDENTIAL,
+        aws_session_token=FAKE_CREDENTIAL,
+        region_name=region,
+    )
+
+
+def sqs_client(endpoint: str, region: str = DEFAULT_REGION, max_attempts: int = 3) -> SQSClient:
+    """An SQS client bound to the moto endpoint (tests pass max_attempts=1: botocore retries moto's 500s)."""
+    return _session(region).client("sqs", endpoint_url=require_loopback(endpoint), config=_config(max_attempts))
+
+
+def events_client(endpoint: str, region: str = DEFAULT_REGION, max_attempts: int = 3) -> EventBridgeClient:
+    """An EventBridge client bound to the moto endpoint."""
+    return _session(region).client("events", endpoint_url=require_loopback(endpoint), config=_config(max_attempts))
+
+
+@dataclass(frozen=True)
+class LocalNames:
+    """ResourceNames plus the few resources that exist only locally or are not named there yet."""
+
+    base: ResourceNames
+
+    @property
+    def output_sink(self) -> str:
+        """Local stand-in for the output bus's consumers: a queue we can read back."""
+        return f"{self.base.prefix}-output-sink"
+
+    @property
+    def output_rule(self) -> str:
+        return f"{self.base.prefix}-output-to-sink"
+
+    @property
+    def input_target_dlq(self) -> str:
+        """DLQ of the input rule's SQS target (events EventBridge could not deliver)."""
+        return f"{self.base.prefix}-input-target-dlq"
+
+    @property
+    def output_target_dlq(self) -> str:
+        return f"{self.base.prefix}-output-sink-target-dlq"
+
+
+@dataclass(frozen=True)
+class QueueRef:
+    name: str
+    url: str
+    arn: str
+
+
+@dataclass(frozen=True)
+class LocalResources:
+    """Every URL and ARN of one provisioned local system; shared by the demo, `local up` and the e2e tests."""
+
+    endpoint: str
+    region: str
+    names: ResourceNames
+    visibility_timeout: int
+    ingest: QueueRef
+    ingest_dlq: QueueRef
+    review: QueueRef
+    quarantine: QueueRef
+    output_sink: QueueRef
+    input_target_dlq: QueueRef
+    output_target_dlq: QueueRef
+    input_bus_name: str
+    input_bus_arn: str
+    input_rule_name: str
+    output_bus_name: str
+    output_bus_arn: str
+    output_rule_name: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dead_letter_queues(self) -> list[QueueRef]:
+        """Where undeliverable or poison events end up; all of them count in the accounting."""
+        return [self.ingest_dlq, self.input_target_dlq, self.output_target_dlq]
+
+    def lambda_environment(self, model_dir: Path) -> dict[str, str]:
+        """The classifier function's environment, as the CDK stack sets it, pointed at moto."""
+        return {
+            **offline_environment(self.region, self.endpoint),
+            c.ENV_MODEL_DIR: str(model_dir),
+            c.ENV_REVIEW_QUEUE_URL: self.review.url,
+            c.ENV_QUARANTINE_QUEUE_URL: self.quarantine.url,
+            c.ENV_OUTPUT_BUS_NAME: self.output_bus_name,
+            c.ENV_SERVICE_NAME: c.DEFAULT_SERVICE,
+            c.ENV_METRICS_NAMESPACE: c.DEFAULT_NAMESPACE,
+            c.ENV_ORT_TELEMETRY: "1",
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
+        }
+
+    def describe(self) -> dict[str, str]:
+        """Flat name → URL/ARN map for printing."""
+        out = {"endpoint": self.endpoint, "region": self.region}
+        for key in ("ingest", "ingest_dlq", "review", "quarantine", "output_sink", "input_target_dlq"):
+            ref: QueueRef = getattr(self, key)
+            out[f"{key}_queue_url"] = ref.url
+        out["input_bus"] = self.input_bus_name
+        out["output_bus"] = self.output_bus_name
+        return out
+
+
+def default_model_dir() -> Path:
+    """The model package built into the repo (`layers/model/`), else the Lambda layer path."""
+    env = os.environ.get(c.ENV_MODEL_DIR)
+    if env:
+        return Path(env)
+    repo_layer = Path(__file__).resolve().parents[3] / "layers" / "model"
+    if (repo_layer / c.MANIFEST_FILE).is_file():
+        return repo_layer
+    return Path(c.DEFAULT_MODEL_DIR)
+
+
+def _check_port_free(port: int) -> None:
+    # ThreadedMotoServer.start() waits forever if its thread cannot bind; fail fast with a clear message.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError as exc:
+            raise RuntimeError(
+                f"port {port} on {LOOPBACK} is in use ({exc.strerror}); pick another with --port"
+            ) from exc
+
+
+def _memoize_moto_jsonpath() -> None:
+    """Speed only, no change in behaviour: cache jsonpath parsing for moto's EventBridge.
+
+    moto delivers each event to an SQS target through an input template and builds a fresh jsonpath
+    parser (ply yacc tables) for each of its 8 paths, every time: ~20 ms per delivered event here,
+    which would dominate the handler's measured time. Parsed paths are immutable, so caching is safe.
+    """
+    try:
+        import jsonpath_ng.ext as jsonpath_ext
+    except ImportError:  # a moto without it has nothing to speed up
+        return
+    if getattr(jsonpath_ext.parse, "_pigeonhole_memoized", False):
+        return
+    cached = functools.lru_cache(maxsize=256)(jsonpath_ext.parse)
+
+    def parse(path: str, debug: bool | None = None) -> Any:
+        return cached(path, debug)
+
+    setattr(parse, "_pigeonhole_memoized", True)  # noqa: B010 (a marker on a function object)
+    setattr(jsonpath_ext, "parse", parse)  # noqa: B010 (moto imports it from the module on each call)
+
+
+class Emulator:
+    """A moto server on 127.0.0.1 (port 0 = any free port). Use as a context manager.
+
+    moto keeps its state in process-wide backends: two emulators in one process share it, so give
+    each system its own prefix (tests do).
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        self._port = port
+        self._server: Any = None
+        self.endpoint = ""
+
+    def start(self) -> str:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request otherwise
+        _memoize_moto_jsonpath()
+        if self._port:
+            _check_port_free(self._port)
+        server = ThreadedMotoServer(ip_address=LOOPBACK, port=self._port, verbose=False)
+        server.start()
+        self._server = server
+        host, port = server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        return self.endpoint
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> Emulator:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _queue_policy(queue_arn: str, source_arn: str) -> str:
+    # EventBridge needs this to deliver to SQS in AWS; moto does not check it, we set it for fidelity.
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AllowEventBridgeRule",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "events.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue_arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}},
+                }
+            ],
+        }
+    )
+
+
+def _create_queue(sqs: SQSClient, name: str, attrs: Mapping[QueueAttributeNameType, str] | None = None) -> QueueRef:
+    url = sqs.create_queue(QueueName=name, Attributes=attrs or {})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return QueueRef(name=name, url=url, arn=arn)
+
+
+def _create_bus(events: EventBridgeClient, name: str) -> str:
+    try:
+        return events.create_event_bus(Name=name)["EventBusArn"]
+    except events.exceptions.ResourceAlreadyExistsException:
+        return events.describe_event_bus(Name=name)["Arn"]
+
+
+def _rule_to_queue(
+    events: EventBridgeClient,
+    sqs: SQSClient,
+    *,
+    bus: str,
+    rule: str,
+    pattern: dict[str, Any],
+    target: QueueRef,
+    target_dlq: QueueRef,
+    description: str,
+) -> str:
+    rule_arn = events.put_rule(
+        Name=rule, EventBusName=bus, EventPattern=json.dumps(pattern), State="ENABLED", Description=description
+    )["RuleArn"]
+    sqs.set_queue_attributes(QueueUrl=target.url, Attributes={"Policy": _queue_policy(target.arn, rule_arn)})
+    queue_target: TargetTypeDef = {
+        "Id": f"{target.name}-target",
+        "Arn": target.arn,
+        "RetryPolicy": {
+            "MaximumRetryAttempts": TARGET_RETRY_POLICY["MaximumRetryAttempts"],
+            "MaximumEventAgeInSeconds": TARGET_RETRY_POLICY["MaximumEventAgeInSeconds"],
+        },
+        "DeadLetterConfig": {"Arn": target_dlq.arn},
+    }
+    events.put_targets(Rule=rule, EventBusName=bus, Targets=[queue_target])
+    return rule_arn
+
+
+def provision(
+    endpoint: str,
+    *,
+    prefix: str = "pigeonhole",
+    region: str = DEFAULT_REGION,
+    visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
+    max_attempts: int = 3,
+) -> LocalResources:
+    """Create the queues, buses, rules and targets of one system on the moto server; return their URLs/ARNs."""
+    names = ResourceNames(prefix)
+    local = LocalNames(names)
+    sqs = sqs_client(endpoint, region, max_attempts)
+    events = events_client(endpoint, region, max_attempts)
+    dlq_attrs: dict[QueueAttributeNameType, str] = {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)}
+
+    ingest_dlq = _create_queue(sqs, names.ingest_dlq, dlq_attrs)
+    redrive = {"deadLetterTargetArn": ingest_dlq.arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
+    ingest = _create_queue(
+        sqs, names.ingest_queue, {"VisibilityTimeout": str(visibility_timeout), "RedrivePolicy": json.dumps(redrive)}
+    )
+    review = _create_queue(sqs, names.review_queue)
+    quarantine = _create_queue(sqs, names.quarantine_queue)
+    output_sink = _create_queue(sqs, local.output_sink)
+    input_target_dlq = _create_queue(sqs, local.input_target_dlq, dlq_attrs)
+    output_target_dlq = _create_queue(sqs, local.output_target_dlq, dlq_attrs)
+
+    input_bus_arn = _create_bus(events, names.input_bus)
+    output_bus_arn = _create_bus(events, names.output_bus)
+    _rule_to_queue(
+        events,
+        sqs,
+        bus=names.input_bus,
+        rule=names.input_rule,
+        pattern=INPUT_EVENT_PATTERN,
+        target=ingest,
+        target_dlq=input_target_dlq,
+        description="Producer events to the ingest queue (the whole envelope; the classifier reads detail)",
+    )
+    _rule_to_queue(
+        events,
+        sqs,
+        bus=names.output_bus,
+        rule=local.output_rule,
+        pattern=OUTPUT_EVENT_PATTERN,
+        target=output_sink,
+        target_dlq=output_target_dlq,
+        description="Local only: copies EventClassified events to a queue so they can be read back",
+    )
+    return LocalResources(
+        endpoint=require_loopback(endpoint),
+        region=region,
+        names=names,
+        visibility_timeout=visibility_timeout,
+        ingest=ingest,
+        ingest_dlq=ingest_dlq,
+        review=review,
+        quarantine=quarantine,
+        output_sink=output_sink,
+        input_target_dlq=input_target_dlq,
+        output_target_dlq=output_target_dlq,
+        input_bus_name=names.input_bus,
+        input_bus_arn=input_bus_arn,
+        input_rule_name=names.input_rule,
+        output_bus_name=names.output_bus,
+        output_bus_arn=output_bus_arn,
+        output_rule_name=local.output_rule,
+    )
+
+
+def queue_depth(sqs: SQSClient, url: str) -> int:
+    """Messages in a queue: visible + in flight + delayed."""
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return sum(int(v) for v in attrs.values())
