@@ -1,0 +1,201 @@
+"""`pigeonhole local ...`: the demo, a long-running local system, and a way to drop events into it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from enum import StrEnum
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pigeonhole_tools.local.emulator import (
+    DEFAULT_PORT,
+    DEFAULT_REGION,
+    DEFAULT_VISIBILITY_TIMEOUT,
+    LOOPBACK,
+    Emulator,
+    apply_offline_environment,
+    default_model_dir,
+    provision,
+)
+
+local_app = typer.Typer(
+    help="Run the whole flow on this machine: moto on loopback plays AWS, a poller plays Lambda.",
+    no_args_is_help=True,
+)
+
+PrefixOpt = Annotated[str, typer.Option(help="Resource name prefix (ResourceNames); one prefix = one system.")]
+HandlerOpt = Annotated[str, typer.Option(help="The Lambda handler to run, as module:function.")]
+ModelDirOpt = Annotated[
+    Path | None, typer.Option(help="Model package directory (default: $PIGEONHOLE_MODEL_DIR, else layers/model).")
+]
+RetryOpt = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Seconds before a failed record is visible again (emulation shortcut; AWS waits the visibility timeout).",
+    ),
+]
+
+
+class Via(StrEnum):
+    queue = "queue"
+    bus = "bus"
+
+
+def _console() -> Console:
+    # Bound to the terminal now: during a run the handler's stdout (logs, EMF) is redirected to a file.
+    return Console(file=sys.stdout)
+
+
+@local_app.command()
+def demo(
+    prefix: PrefixOpt = "pigeonhole",
+    handler: HandlerOpt = "pigeonhole.classify.handler:handler",
+    model_dir: ModelDirOpt = None,
+    seed: Annotated[int, typer.Option(help="Shuffle seed for the sample stream.")] = 7,
+    poison: Annotated[bool, typer.Option(help="Inject one event that fails every time, to show the DLQ.")] = True,
+    retry_delay: RetryOpt = 1,
+    max_seconds: Annotated[float, typer.Option(help="Give up if the queue has not drained by then.")] = 180.0,
+    log_file: Annotated[Path, typer.Option(help="Where the handler's JSON logs and EMF metrics go.")] = Path(
+        ".local/demo-handler.log"
+    ),
+    report: Annotated[Path | None, typer.Option(help="Also write the summary as JSON here.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Send only this many support messages.")] = None,
+) -> None:
+    """Stream ~220 sample events through the local system and account for every one of them."""
+    from pigeonhole_tools.local.demo import DemoOptions, ModelMissingError, render, run_demo
+
+    console = _console()
+    options = DemoOptions(
+        prefix=prefix,
+        seed=seed,
+        poison=poison,
+        handler=handler,
+        model_dir=model_dir,
+        retry_delay_seconds=retry_delay,
+        max_seconds=max_seconds,
+        log_file=log_file,
+        report_path=report,
+        limit=limit,
+    )
+    try:
+        result = run_demo(options, console)
+    except ModelMissingError as exc:
+        console.print(f"[bold red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    render(result, console)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@local_app.command()
+def up(
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help=f"Port on {LOOPBACK} (0 = any free port).")
+    ] = DEFAULT_PORT,
+    prefix: PrefixOpt = "pigeonhole",
+    handler: HandlerOpt = "pigeonhole.classify.handler:handler",
+    model_dir: ModelDirOpt = None,
+    retry_delay: RetryOpt = 1,
+    visibility_timeout: Annotated[int, typer.Option(min=1, help="Ingest queue visibility timeout.")] = (
+        DEFAULT_VISIBILITY_TIMEOUT
+    ),
+    tail: Annotated[bool, typer.Option(help="Print (and consume) results as they land.")] = True,
+    handler_log: Annotated[Path, typer.Option(help="Where the handler's JSON logs and EMF metrics go.")] = Path(
+        ".local/up-handler.log"
+    ),
+) -> None:
+    """Keep moto and the poller running; print the endpoint, ready-made AWS CLI commands and each result."""
+    from pigeonhole_tools.local.demo import DEFAULT_HANDLER, ModelMissingError, load_handler, require_model
+    from pigeonhole_tools.local.live import banner, print_invocation, tail_outputs
+    from pigeonhole_tools.local.poller import SqsEventSourcePoller
+
+    console = _console()
+    apply_offline_environment(os.environ, DEFAULT_REGION)
+    model = model_dir or default_model_dir()
+    if handler == DEFAULT_HANDLER:
+        try:
+            require_model(model)
+        except ModelMissingError as exc:
+            console.print(f"[bold red]{exc}[/]")
+            raise typer.Exit(2) from exc
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    handler_log.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        Emulator(port) as emulator,
+        handler_log.open("a", encoding="utf-8") as log_fh,
+        contextlib.redirect_stdout(log_fh),
+    ):
+        resources = provision(emulator.endpoint, prefix=prefix, visibility_timeout=visibility_timeout)
+        os.environ.update(resources.lambda_environment(model))
+        poller = SqsEventSourcePoller.for_resources(
+            resources,
+            load_handler(handler),
+            retry_delay_seconds=retry_delay,
+            on_invocation=print_invocation(console),
+        )
+        console.print(banner(resources))
+        console.print(f"handler logs: {handler_log}")
+        threads = [threading.Thread(target=poller.run, args=(stop,), name="poller", daemon=True)]
+        if tail:
+            threads.append(
+                threading.Thread(target=tail_outputs, args=(resources, console, stop), name="tail", daemon=True)
+            )
+        for t in threads:
+            t.start()
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            stop.set()
+        console.print("stopping…")
+        for t in threads:
+            t.join(timeout=10)
+    console.print(f"stopped; {len(poller.stats.invocations)} invocations, {poller.stats.records} records")
+
+
+@local_app.command()
+def send(
+    text: Annotated[str | None, typer.Option(help="The support message (builds a valid event around it).")] = None,
+    endpoint: Annotated[
+        str, typer.Option(help="The moto endpoint of `local up`.")
+    ] = f"http://{LOOPBACK}:{DEFAULT_PORT}",
+    via: Annotated[Via, typer.Option(help="queue: SQS SendMessage; bus: PutEvents on the input bus.")] = Via.queue,
+    event_id: Annotated[str | None, typer.Option("--id", help="Event id (default: a fresh cli-… id).")] = None,
+    body: Annotated[str | None, typer.Option(help="Send this raw body instead (e.g. to try an invalid event).")] = None,
+    prefix: PrefixOpt = "pigeonhole",
+) -> None:
+    """Drop one event into a running local system (`pigeonhole local up`)."""
+    import json
+
+    from pigeonhole_tools.local.live import example_event, send_event
+
+    console = _console()
+    if (text is None) == (body is None):
+        console.print("[red]give exactly one of --text or --body[/]")
+        raise typer.Exit(2)
+    apply_offline_environment(os.environ, DEFAULT_REGION)
+    payload = body if body is not None else json.dumps(example_event(text or "", event_id))
+    try:
+        result = send_event(endpoint, prefix=prefix, region=DEFAULT_REGION, body=payload, via=via.value)
+    except Exception as exc:
+        console.print(f"[bold red]send failed[/]: {exc}")
+        raise typer.Exit(1) from exc
+    where = "message" if result.via == "queue" else "EventBridge event"
+    console.print(f"sent {result.event_id or '(no id)'} via {result.via}: {where} {result.transport_id}")
+
+
+if __name__ == "__main__":
+    local_app()
