@@ -114,7 +114,7 @@ def up(
 ) -> None:
     """Keep moto and the poller running; print the endpoint, ready-made AWS CLI commands and each result."""
     from pigeonhole_tools.local.demo import DEFAULT_HANDLER, ModelMissingError, load_handler, require_model
-    from pigeonhole_tools.local.live import banner, print_invocation, tail_outputs
+    from pigeonhole_tools.local.live import banner, print_commands, print_invocation, tail_outputs
     from pigeonhole_tools.local.poller import SqsEventSourcePoller
 
     console = _console()
@@ -147,6 +147,7 @@ def up(
             on_invocation=print_invocation(console),
         )
         console.print(banner(resources))
+        print_commands(resources, console)
         console.print(f"handler logs: {handler_log}")
         threads = [threading.Thread(target=poller.run, args=(stop,), name="poller", daemon=True)]
         if tail:

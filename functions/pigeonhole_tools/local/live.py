@@ -81,13 +81,16 @@ def banner(resources: LocalResources) -> Panel:
         f"quarantine:    {resources.quarantine.url}",
         f"output sink:   {resources.output_sink.url} (EventClassified from bus {resources.output_bus_name})",
         f"ingest DLQ:    {resources.ingest_dlq.url}",
-        "",
-        "Try, in another shell:",
-        *[escape(cmd) for cmd in cli_commands(resources)],
-        "",
         "Ctrl-C stops everything (the emulator keeps no state on disk).",
     ]
     return Panel("\n".join(lines), title="pigeonhole local up", expand=False)
+
+
+def print_commands(resources: LocalResources, console: Console) -> None:
+    """The commands unwrapped and unstyled, so they copy-paste as they are."""
+    console.print("Try, in another shell:")
+    for cmd in cli_commands(resources):
+        console.print(cmd, soft_wrap=True, markup=False, highlight=False)
 
 
 def describe_landing(landing: Landing) -> str:
