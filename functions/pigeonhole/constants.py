@@ -12,6 +12,18 @@ ENV_TOP_K: Final = "PIGEONHOLE_TOP_K"
 ENV_MAX_EVENT_BYTES: Final = "PIGEONHOLE_MAX_EVENT_BYTES"
 ENV_ORT_THREADS: Final = "PIGEONHOLE_ORT_THREADS"
 ENV_WINDOW_SECONDS: Final = "PIGEONHOLE_WINDOW_SECONDS"
+# Monitoring: window counters, prediction capture, feedback and the drift function.
+ENV_WINDOWS_TABLE: Final = "PIGEONHOLE_WINDOWS_TABLE"
+ENV_PREDICTIONS_TABLE: Final = "PIGEONHOLE_PREDICTIONS_TABLE"
+ENV_FEEDBACK_TABLE: Final = "PIGEONHOLE_FEEDBACK_TABLE"
+ENV_CAPTURE_RATE: Final = "PIGEONHOLE_CAPTURE_RATE"
+ENV_CAPTURE_TTL_DAYS: Final = "PIGEONHOLE_CAPTURE_TTL_DAYS"
+ENV_WINDOW_TTL_DAYS: Final = "PIGEONHOLE_WINDOW_TTL_DAYS"
+ENV_WINDOW_SHARDS: Final = "PIGEONHOLE_WINDOW_SHARDS"
+ENV_DRIFT_GRACE_SECONDS: Final = "PIGEONHOLE_DRIFT_GRACE_SECONDS"
+ENV_DRIFT_REFERENCE_WINDOWS: Final = "PIGEONHOLE_DRIFT_REFERENCE_WINDOWS"
+ENV_DRIFT_LOOKBACK_WINDOWS: Final = "PIGEONHOLE_DRIFT_LOOKBACK_WINDOWS"
+ENV_DRIFT_THRESHOLDS: Final = "PIGEONHOLE_DRIFT_THRESHOLDS"  # JSON object overriding the manifest's thresholds
 ENV_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 ENV_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
 ENV_ORT_TELEMETRY: Final = "ORT_DISABLE_TELEMETRY"
@@ -22,6 +34,18 @@ DEFAULT_NAMESPACE: Final = "Pigeonhole"
 DEFAULT_SERVICE: Final = "classifier"
 DEFAULT_MAX_EVENT_BYTES: Final = 16_384
 DEFAULT_WINDOW_SECONDS: Final = 300
+DEFAULT_CAPTURE_RATE: Final = 1.0
+DEFAULT_CAPTURE_TTL_DAYS: Final = 14  # = SQS's maximum retention: dedup markers outlive any redelivery
+DEFAULT_WINDOW_TTL_DAYS: Final = 90
+DEFAULT_WINDOW_SHARDS: Final = 1
+DEFAULT_DRIFT_GRACE_SECONDS: Final = 120
+DEFAULT_DRIFT_REFERENCE_WINDOWS: Final = 12
+DEFAULT_DRIFT_LOOKBACK_WINDOWS: Final = 288  # one day of 5-minute windows
+
+# DynamoDB key layout shared by the functions, the CDK stack and the local runtime.
+TABLE_PARTITION_KEY: Final = "pk"
+TABLE_SORT_KEY: Final = "sk"  # windows table only
+TABLE_TTL_ATTRIBUTE: Final = "expires_at"  # epoch seconds
 
 # Event contract.
 INPUT_SCHEMA: Final = "pigeonhole.input/v1"
@@ -29,6 +53,7 @@ OUTPUT_SCHEMA: Final = "pigeonhole.classification/v1"
 QUARANTINE_SCHEMA: Final = "pigeonhole.quarantine/v1"
 OUTPUT_SOURCE: Final = "pigeonhole.classifier"
 OUTPUT_DETAIL_TYPE: Final = "EventClassified"
+FEEDBACK_DETAIL_TYPE: Final = "LabelFeedback"
 
 # Model package file names.
 MODEL_FILE: Final = "model.onnx"
