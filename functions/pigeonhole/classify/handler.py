@@ -16,11 +16,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from pigeonhole import metrics_catalog as mc
+from pigeonhole.adapters.dynamodb import DynamoDBAdapter
 from pigeonhole.adapters.eventbridge import EventBusPublisher
 from pigeonhole.adapters.sqs import QueueSender
 from pigeonhole.classify.service import ClassifierService
 from pigeonhole.config import Settings
 from pigeonhole.constants import OUTPUT_DETAIL_TYPE, OUTPUT_SOURCE
+from pigeonhole.drift.recorder import WindowRecorder
 from pigeonhole.model.runtime import ModelRuntime
 
 logger = Logger(service=mc.SERVICE_CLASSIFIER)
@@ -67,6 +69,20 @@ def build_service(settings: Settings, session: boto3.Session | None = None) -> C
     session = session or boto3.Session()
     sqs = session.client("sqs", config=_BOTO_CONFIG)
     events = session.client("events", config=_BOTO_CONFIG)
+    recorder = None
+    if settings.windows_table and settings.predictions_table:
+        recorder = WindowRecorder(
+            DynamoDBAdapter(session.client("dynamodb", config=_BOTO_CONFIG)),
+            settings.windows_table,
+            settings.predictions_table,
+            window_seconds=settings.window_seconds,
+            capture_rate=settings.capture_rate,
+            capture_ttl_days=settings.capture_ttl_days,
+            window_ttl_days=settings.window_ttl_days,
+            shards=settings.window_shards,
+            logger=logger,
+        )
+        recorder.layout(manifest)  # a model whose baseline cannot be monitored fails here, at cold start
     return ClassifierService(
         settings=settings,
         runtime=runtime,
@@ -75,6 +91,7 @@ def build_service(settings: Settings, session: boto3.Session | None = None) -> C
         quarantine=QueueSender(sqs, settings.quarantine_queue_url),
         logger=logger,
         metrics=metrics,
+        observer=recorder,
     )
 
 

@@ -1,0 +1,122 @@
+"""Where monitoring data lives in DynamoDB: the key layout shared by the classifier's recorder, the
+feedback function, the drift function, the CDK stack and the local runtime.
+
+Windows table (``pk`` S + ``sk`` S, TTL ``expires_at``):
+
+=====================  ====================================  =============================================
+pk                     sk                                    item
+=====================  ====================================  =============================================
+``W#<version>``        ``<window start>``                    counters of one window (``ADD`` only)
+``W#<version>``        ``<window start>#<shard>``            one shard of it, when ``window_shards`` > 1
+``W#<version>``        ``R#<window start>``                  the drift report of that window (written once)
+``U#<version>``        ``<YYYY-MM-DD>``                      feedback that matched nothing, per UTC day
+=====================  ====================================  =============================================
+
+Window starts are ISO-8601 UTC with a ``Z`` (``2026-11-29T07:00:00Z``): fixed width, so they sort by
+time, and every window sort key (a digit first) sorts before every report key (``R#``).
+
+Predictions table (``pk`` S, TTL ``expires_at``): ``P#<version>#<event id>`` is the dedup marker of a
+classified event and, when the event is sampled, its prediction capture; ``Q#<version>#E#<event id>``
+(or ``Q#<version>#M#<SQS message id>`` when the invalid body had no usable id) marks a quarantined
+event. Feedback table (``pk`` S, TTL ``expires_at``): ``L#<version>#<event id>`` marks a joined label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+from pigeonhole.constants import TABLE_PARTITION_KEY, TABLE_SORT_KEY, TABLE_TTL_ATTRIBUTE
+from pigeonhole.drift.counters import CounterLayout
+from pigeonhole.exceptions import ConfigurationError
+from pigeonhole.model.features import FEATURE_LENGTH_CHARS, FEATURE_OOV_SHARE, FEATURE_TOKENS
+from pigeonhole.model.manifest import Manifest
+
+PK = TABLE_PARTITION_KEY
+SK = TABLE_SORT_KEY
+TTL = TABLE_TTL_ATTRIBUTE
+REPORT_PREFIX = "R#"
+SHARD_SEPARATOR = "#"
+# Features the runtime can compute (pigeonhole.model.features.input_features).
+SUPPORTED_FEATURES = frozenset({FEATURE_LENGTH_CHARS, FEATURE_TOKENS, FEATURE_OOV_SHARE})
+
+# Attributes that describe a window item (never counters; counters.py keeps clear of these names).
+ATTR_MODEL_VERSION = "model_version"
+ATTR_WINDOW_START = "window_start"
+
+
+def window_pk(version: str) -> str:
+    return f"W#{version}"
+
+
+def window_sk(start: str, shard: int = 0, shards: int = 1) -> str:
+    """The sort key of a window (or of one of its shards: several items per window spread hot writes)."""
+    return start if shards <= 1 else f"{start}{SHARD_SEPARATOR}{shard:03d}"
+
+
+def window_start_of(sk: str) -> str:
+    """The window start a window sort key (sharded or not) belongs to."""
+    return sk.split(SHARD_SEPARATOR, 1)[0]
+
+
+def report_sk(start: str) -> str:
+    return f"{REPORT_PREFIX}{start}"
+
+
+def unmatched_pk(version: str) -> str:
+    return f"U#{version}"
+
+
+def prediction_pk(version: str, event_id: str) -> str:
+    return f"P#{version}#{event_id}"
+
+
+def quarantine_pk(version: str, event_id: str | None, message_id: str) -> str:
+    """Quarantined events dedup by event id when the body had one (an EventBridge duplicate is a new
+    SQS message), else by SQS message id (which redelivery keeps)."""
+    return f"Q#{version}#E#{event_id}" if event_id else f"Q#{version}#M#{message_id}"
+
+
+def label_pk(version: str, event_id: str) -> str:
+    return f"L#{version}#{event_id}"
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def window_of(epoch_seconds: float, window_seconds: int) -> str:
+    start = int(epoch_seconds) - int(epoch_seconds) % window_seconds
+    return iso(datetime.fromtimestamp(start, tz=UTC))
+
+
+def expires_at(base: datetime | float, days: int) -> int:
+    """TTL value (epoch seconds) ``days`` after ``base``."""
+    when = base if isinstance(base, datetime) else datetime.fromtimestamp(base, tz=UTC)
+    return int((when + timedelta(days=days)).timestamp())
+
+
+def sampled(event_id: str, rate: float) -> bool:
+    """Deterministic per event id (a retry or a duplicate makes the same choice), uniform over ids."""
+    if rate >= 1.0:
+        return True
+    if rate <= 0.0:
+        return False
+    digest = hashlib.sha256(event_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") < rate * 2.0**64
+
+
+def counter_layout(manifest: Manifest) -> CounterLayout:
+    """What a window of this model package counts. Raises if the baseline monitors a feature the
+    runtime cannot compute: a package that cannot be monitored is refused at cold start, not per batch."""
+    unknown = set(manifest.drift_baseline.features) - SUPPORTED_FEATURES
+    if unknown:
+        raise ConfigurationError(
+            f"model {manifest.name} {manifest.version}: drift baseline monitors features this runtime "
+            f"cannot compute: {sorted(unknown)} (supported: {sorted(SUPPORTED_FEATURES)})"
+        )
+    return CounterLayout.from_baseline(manifest.drift_baseline, n_classes=len(manifest.classes))
