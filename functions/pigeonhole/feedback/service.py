@@ -1,0 +1,383 @@
+"""Join true labels to captured predictions and add them to their windows' confusion counts, exactly once.
+
+A label arrives as ``{"id": <event id>, "label": <class>}`` on the feedback queue, directly or as the
+``detail`` of an EventBridge envelope with detail-type ``LabelFeedback``. It is joined by event id to
+the prediction capture of the current model version (``P#<version>#<id>``, consistent read) and added to
+the label counters of the *prediction's* window (``WindowCounters.from_labels``). Exactly once: a
+marker ``L#<version>#<id>`` in the feedback table is created in the same transaction as the ``ADD``,
+so a redelivered or duplicated label is recognised and skipped; the first label of an event wins.
+
+Nothing is dropped silently. Labels that cannot be joined are logged and counted in a per-day item
+(``U#<version>`` / ``<YYYY-MM-DD>``: ``unknown_id``, ``unknown_label``, ``not_captured``, ``invalid``,
+``relabel``) and in the FeedbackUnmatched metric, then acknowledged: a body that does not parse or an id
+that was never classified will not get better by retrying. Only a failed write is retried (SQS).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pigeonhole import metrics_catalog as mc
+from pigeonhole.adapters.dynamodb import CounterUpdate, DynamoDBAdapter, Marker
+from pigeonhole.classify.contract import MAX_ID_CHARS
+from pigeonhole.constants import FEEDBACK_DETAIL_TYPE
+from pigeonhole.drift import layout as keys
+from pigeonhole.drift.counters import WindowCounters
+from pigeonhole.drift.recorder import window_update
+from pigeonhole.exceptions import PublishError
+from pigeonhole.model.manifest import Manifest
+
+FeedbackStatus = Literal["labelled", "duplicate", "unknown_id", "unknown_label", "not_captured", "invalid", "failed"]
+# Statuses that mean "a label we could not use"; FeedbackUnmatched counts the first three.
+UNMATCHED_METRIC_STATUSES: frozenset[FeedbackStatus] = frozenset({"unknown_id", "unknown_label", "invalid"})
+MAX_LABEL_CHARS = 256
+
+
+class _LabelBody(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    label: str = Field(min_length=1, max_length=MAX_LABEL_CHARS)
+
+
+@dataclass(frozen=True)
+class LabelMessage:
+    event_id: str
+    label: str
+    arrived: datetime  # when the label reached us: the envelope's time, else the queue's SentTimestamp
+
+
+@dataclass
+class FeedbackOutcome:
+    """What became of one feedback record; ``error`` set means SQS must deliver it again."""
+
+    status: FeedbackStatus
+    event_id: str | None = None
+    label: str | None = None
+    detail: str | None = None
+    error: str | None = None
+    misclassified: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_label(record: dict[str, Any], now: datetime) -> LabelMessage | str:
+    """One SQS record → a label, or a reason (short, never the body) why it is not one."""
+    body = record.get("body") or ""
+    try:
+        doc = json.loads(body)
+    except (json.JSONDecodeError, RecursionError):
+        return "body is not JSON"
+    if not isinstance(doc, dict):
+        return f"body is a JSON {type(doc).__name__}, expected an object"
+    arrived: datetime | None = None
+    if "detail-type" in doc and "detail" in doc:
+        try:
+            envelope = parse(event=doc, model=EventBridgeModel)
+        except ValidationError as exc:
+            return f"EventBridge envelope is invalid: {exc.error_count()} error(s)"
+        if envelope.detail_type != FEEDBACK_DETAIL_TYPE:
+            return f"unexpected detail-type {envelope.detail_type[:64]!r}, expected {FEEDBACK_DETAIL_TYPE!r}"
+        if not isinstance(envelope.detail, dict):
+            return "EventBridge detail is not an object"
+        doc = dict(envelope.detail)
+        arrived = envelope.time.astimezone(UTC) if envelope.time.tzinfo else envelope.time.replace(tzinfo=UTC)
+    try:
+        label = _LabelBody.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        return f"{where}: {err['msg']}"
+    if arrived is None:
+        sent = (record.get("attributes") or {}).get("SentTimestamp")
+        try:
+            arrived = datetime.fromtimestamp(int(sent) / 1000.0, tz=UTC) if sent else now
+        except (TypeError, ValueError):
+            arrived = now
+    return LabelMessage(event_id=label.id, label=label.label, arrived=arrived)
+
+
+@dataclass(frozen=True)
+class _Join:
+    """A label joined to its prediction: one unit to count once."""
+
+    message_ids: tuple[str, ...]
+    label: LabelMessage
+    true_index: int
+    predicted: int
+    confidence: float
+    window: str
+    latency_seconds: float
+
+
+class FeedbackService:
+    """Feedback for one model version (the manifest's). ``store`` wraps the DynamoDB client."""
+
+    def __init__(
+        self,
+        store: DynamoDBAdapter,
+        manifest: Manifest,
+        windows_table: str,
+        predictions_table: str,
+        feedback_table: str,
+        *,
+        window_ttl_days: int = 90,
+        marker_ttl_days: int = 14,
+        shards: int = 1,
+        logger: Logger | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.manifest = manifest
+        self.version = manifest.version
+        self.layout = keys.counter_layout(manifest)
+        self.class_index = {name: i for i, name in enumerate(manifest.classes)}
+        self.windows_table = windows_table
+        self.predictions_table = predictions_table
+        self.feedback_table = feedback_table
+        self.window_ttl_days = window_ttl_days
+        self.marker_ttl_days = marker_ttl_days
+        self.shards = shards
+        self.logger = logger or Logger(service=mc.SERVICE_FEEDBACK, child=True)
+        self.clock = clock
+        self._rng = rng or random.Random()  # shard choice, not crypto
+
+    # -- the Lambda entry point ------------------------------------------------------------------
+    def handle(self, event: dict[str, Any], context: LambdaContext | None) -> PartialItemFailureResponse:
+        if not isinstance(event, dict) or not isinstance(event.get("Records"), list):
+            raise ValueError("the feedback function accepts SQS event source mapping events only (a 'Records' list)")
+        outcomes = self.process(event["Records"])
+
+        def finish(record: SQSRecord) -> str:
+            outcome = outcomes[record.message_id]
+            self._log(record.message_id, outcome)
+            if outcome.error is not None:
+                raise PublishError(outcome.error)
+            return outcome.status
+
+        processor = BatchProcessor(event_type=EventType.SQS)
+        return process_partial_response(event=event, record_handler=finish, processor=processor, context=context)
+
+    # -- the work --------------------------------------------------------------------------------
+    def process(self, records: Sequence[dict[str, Any]]) -> dict[str, FeedbackOutcome]:
+        now = datetime.fromtimestamp(self.clock(), tz=UTC)
+        outcomes: dict[str, FeedbackOutcome] = {}
+        candidates: dict[str, list[tuple[str, LabelMessage]]] = defaultdict(list)  # event id → records
+        for record in records:
+            message_id = record["messageId"]
+            parsed = parse_label(record, now)
+            if isinstance(parsed, str):
+                outcomes[message_id] = FeedbackOutcome("invalid", detail=parsed)
+            elif parsed.label not in self.class_index:
+                outcomes[message_id] = FeedbackOutcome(
+                    "unknown_label", parsed.event_id, parsed.label, detail="label is not a class of this model"
+                )
+            else:
+                candidates[parsed.event_id].append((message_id, parsed))
+
+        joins = self._join(candidates, outcomes)
+        self._commit(joins, outcomes, now)
+        self._count_unmatched(outcomes, now)
+        self._emit_metrics(outcomes)
+        return outcomes
+
+    def _join(
+        self, candidates: dict[str, list[tuple[str, LabelMessage]]], outcomes: dict[str, FeedbackOutcome]
+    ) -> list[_Join]:
+        if not candidates:
+            return []
+        pks = {event_id: keys.prediction_pk(self.version, event_id) for event_id in candidates}
+        try:
+            found = self.store.batch_get(self.predictions_table, [{keys.PK: k} for k in pks.values()])
+        except Exception as exc:  # a read failure is worth a retry, unlike an unknown id
+            self.logger.exception("prediction lookup failed; SQS will deliver these labels again")
+            for records in candidates.values():
+                for message_id, label in records:
+                    outcomes[message_id] = FeedbackOutcome(
+                        "failed", label.event_id, label.label, error=f"lookup failed: {exc}"
+                    )
+            return []
+        joins: list[_Join] = []
+        for event_id, records in candidates.items():
+            first = records[0][1]
+            # In-batch duplicates share the first label's fate (set once the transaction is done).
+            message_ids = tuple(m for m, _ in records)
+            for _, label in records[1:]:
+                if label.label != first.label:
+                    self.logger.warning(
+                        "conflicting labels for one event in one batch; the first wins",
+                        extra={"event_id": event_id, "kept": first.label, "ignored": label.label},
+                    )
+            capture = found.get(pks[event_id])
+            status: FeedbackStatus | None = None
+            if capture is None:
+                status, detail = "unknown_id", f"no prediction of model version {self.version} for this id"
+            elif not capture.get("captured"):
+                status, detail = "not_captured", "prediction was counted but not sampled for capture"
+            elif not 0 <= int(capture.get("label_index", -1)) < self.layout.n_classes:
+                status, detail = "unknown_id", "captured prediction does not fit this model's classes"
+            if status is not None:
+                for message_id, label in records:
+                    outcomes[message_id] = FeedbackOutcome(status, event_id, label.label, detail=detail)
+                continue
+            assert capture is not None
+            predicted = int(capture["label_index"])
+            event_time = keys.parse_iso(str(capture["event_time"]))
+            joins.append(
+                _Join(
+                    message_ids=message_ids,
+                    label=first,
+                    true_index=self.class_index[first.label],
+                    predicted=predicted,
+                    confidence=float(capture["confidence"]),
+                    window=str(capture["window"]),
+                    latency_seconds=(first.arrived - event_time).total_seconds(),
+                )
+            )
+        return joins
+
+    def _commit(self, joins: list[_Join], outcomes: dict[str, FeedbackOutcome], now: datetime) -> None:
+        if not joins:
+            return
+        ttl = keys.expires_at(now, self.marker_ttl_days)
+        markers = [
+            Marker(
+                self.feedback_table,
+                {
+                    keys.PK: keys.label_pk(self.version, j.label.event_id),
+                    keys.TTL: ttl,
+                    "event_id": j.label.event_id,
+                    "model_version": self.version,
+                    "label": j.label.label,
+                    "label_index": j.true_index,
+                    "predicted_index": j.predicted,
+                    "window": j.window,
+                    "arrived": keys.iso(j.label.arrived),
+                    "message_id": j.message_ids[0],
+                },
+            )
+            for j in joins
+        ]
+
+        def build(indices: Sequence[int]) -> list[CounterUpdate]:
+            per_window: dict[str, list[_Join]] = defaultdict(list)
+            for i in indices:
+                per_window[joins[i].window].append(joins[i])
+            updates = []
+            for window, members in sorted(per_window.items()):
+                counters = WindowCounters.from_labels(
+                    self.layout,
+                    predicted=np.array([j.predicted for j in members], dtype=np.int64),
+                    true=np.array([j.true_index for j in members], dtype=np.int64),
+                    confidence=np.array([j.confidence for j in members], dtype=np.float64),
+                    latency_seconds=np.array([j.latency_seconds for j in members], dtype=np.float64),
+                )
+                shard = self._rng.randrange(self.shards) if self.shards > 1 else 0
+                updates.append(
+                    window_update(
+                        self.windows_table, self.version, window, counters, shard, self.shards, self.window_ttl_days
+                    )
+                )
+            return updates
+
+        result = self.store.commit_once(markers, build)
+        for i, j in enumerate(joins):
+            label = j.label
+            if i in result.committed:
+                outcome = FeedbackOutcome(
+                    "labelled",
+                    label.event_id,
+                    label.label,
+                    misclassified=j.predicted != j.true_index,
+                    extra={"window": j.window, "latency_seconds": round(j.latency_seconds, 3)},
+                )
+            elif i in result.duplicates:
+                old = result.duplicates[i] or {}
+                outcome = FeedbackOutcome("duplicate", label.event_id, label.label, detail="label already counted")
+                if old.get("label") is not None and old.get("label") != label.label:
+                    outcome.detail = f"event already labelled {old.get('label')!r}; the first label wins"
+                    outcome.extra["relabel"] = True
+            else:
+                outcome = FeedbackOutcome("failed", label.event_id, label.label, error=result.failed.get(i, "unknown"))
+            outcomes[j.message_ids[0]] = outcome
+            for duplicate in j.message_ids[1:]:
+                if outcome.status == "failed":
+                    outcomes[duplicate] = FeedbackOutcome("failed", label.event_id, label.label, error=outcome.error)
+                else:
+                    outcomes[duplicate] = FeedbackOutcome(
+                        "duplicate", label.event_id, label.label, detail="duplicate in the same batch"
+                    )
+
+    def _count_unmatched(self, outcomes: dict[str, FeedbackOutcome], now: datetime) -> None:
+        """Per-day counters of labels we could not use. At-least-once (diagnostic): a crash after this
+        write may count a redelivered record again; the exact numbers are the window counters."""
+        counts: Counter[str] = Counter()
+        for o in outcomes.values():
+            if o.status in ("unknown_id", "unknown_label", "not_captured", "invalid"):
+                counts[o.status] += 1
+            if o.extra.get("relabel"):
+                counts["relabel"] += 1
+        if not counts:
+            return
+        update = CounterUpdate(
+            table=self.windows_table,
+            key={keys.PK: keys.unmatched_pk(self.version), keys.SK: now.strftime("%Y-%m-%d")},
+            add=dict(counts),
+            set={keys.ATTR_MODEL_VERSION: self.version},
+            set_if_absent={keys.TTL: keys.expires_at(now, self.window_ttl_days)},
+        )
+        try:
+            self.store.update(update)
+        except Exception:
+            # Diagnostic counters must not make a good label batch retry; the log line and the metric remain.
+            self.logger.exception("could not write the unmatched-feedback counters", extra=dict(counts))
+
+    # -- telemetry -------------------------------------------------------------------------------
+    def _emit_metrics(self, outcomes: dict[str, FeedbackOutcome]) -> None:
+        labelled = [o for o in outcomes.values() if o.status == "labelled"]
+        unmatched = sum(o.status in UNMATCHED_METRIC_STATUSES for o in outcomes.values())
+        versioned = {mc.DIM_SERVICE: mc.SERVICE_FEEDBACK, mc.DIM_MODEL_VERSION: self.version}
+        for metric, value, dims in (
+            (mc.LABELLED_EVENTS, len(labelled), versioned),
+            (mc.MISCLASSIFIED_EVENTS, sum(o.misclassified for o in labelled), versioned),
+            (mc.FEEDBACK_UNMATCHED, unmatched, {mc.DIM_SERVICE: mc.SERVICE_FEEDBACK}),
+        ):
+            with single_metric(
+                name=metric.name, unit=MetricUnit.Count, value=value, namespace=mc.NAMESPACE, default_dimensions=dims
+            ):
+                pass
+
+    def _log(self, message_id: str, outcome: FeedbackOutcome) -> None:
+        """One line per record; unusable labels at warning level so they are never silent."""
+        self.logger.set_correlation_id(outcome.event_id or message_id)
+        fields: dict[str, Any] = {"message_id": message_id, "status": outcome.status, **outcome.extra}
+        if outcome.label is not None:
+            fields["label"] = outcome.label
+        if outcome.detail is not None:
+            fields["detail"] = outcome.detail
+        if outcome.error is not None:
+            self.logger.warning("feedback failed; SQS will deliver it again", extra={**fields, "error": outcome.error})
+        elif outcome.status in ("unknown_id", "unknown_label", "not_captured", "invalid") or outcome.extra.get(
+            "relabel"
+        ):
+            self.logger.warning("feedback not usable; counted and acknowledged", extra=fields)
+        else:
+            self.logger.info("feedback done", extra=fields)
