@@ -1,0 +1,444 @@
+"""Window counters written by the classifier: exact under duplicates, redelivery, crashes and concurrency.
+
+Every test checks the final DynamoDB state against counts computed independently from the distinct
+events, so "exactly once" means: each distinct event id contributes once, whatever happened on the way.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+
+from pigeonhole import constants as c
+from pigeonhole.adapters.dynamodb import DynamoDBAdapter
+from pigeonhole.classify import handler as handler_module
+from pigeonhole.classify.routing import Classification
+from pigeonhole.config import Settings
+from pigeonhole.drift import layout as keys
+from pigeonhole.drift.counters import CounterLayout, WindowCounters
+from pigeonhole.drift.recorder import WindowRecorder
+from pigeonhole.exceptions import ConfigurationError
+from pigeonhole.model.features import input_features, normalize_text
+
+from .conftest import Context, Stack
+from .monitoring_support import (
+    CLASSES,
+    PREDICTIONS,
+    VERSION,
+    VOCABULARY,
+    WINDOWS,
+    CrashError,
+    FaultyClient,
+    at,
+    cancelled,
+    classification,
+    get_window,
+    manifest,
+    moto_dynamodb,
+    quarantine_reason,
+    runtime,
+    scan,
+    serialize_moto,
+)
+
+NOW = at("2026-11-29T07:03:30Z").timestamp()
+W0700 = "2026-11-29T07:00:00Z"
+TEXTS = ["when will my card arrive", "what is the exchange rate", "lost card", "zzz qqq unknown words here"]
+
+
+@pytest.fixture
+def ddb() -> Iterator[Any]:
+    with moto_dynamodb() as client:
+        yield client
+
+
+def recorder(client: Any, **kwargs: Any) -> WindowRecorder:
+    store_kwargs = {k: kwargs.pop(k) for k in ("markers_per_transaction", "sleep", "max_attempts") if k in kwargs}
+    store = DynamoDBAdapter(client, rng=random.Random(0), **store_kwargs)
+    return WindowRecorder(store, WINDOWS, PREDICTIONS, clock=lambda: NOW, rng=random.Random(1), **kwargs)
+
+
+def make_events(n: int, seed: int = 0, prefix: str = "evt", when: str = "2026-11-29T07:01:00Z") -> list[Classification]:
+    rng = random.Random(seed)
+    return [
+        classification(
+            f"{prefix}-{i}",
+            rng.randrange(len(CLASSES)),
+            round(rng.uniform(0.3, 1.0), 6),
+            when=when,
+            text=rng.choice(TEXTS),
+        )
+        for i in range(n)
+    ]
+
+
+def batch(events: list[Classification], tag: str = "m") -> list[tuple[str, Classification]]:
+    """SQS records: each delivery of an event has its own message id."""
+    return [(f"{tag}-{e.event.id}", e) for e in events]
+
+
+def expected(events: list[Classification], quarantined: int = 0) -> dict[str, int | float]:
+    """Counters of the distinct events, computed without the recorder."""
+    distinct = list({e.event.id: e for e in events}.values())
+    layout = CounterLayout.from_baseline(manifest().drift_baseline)
+    features = input_features([normalize_text(e.event.model_input) for e in distinct], VOCABULARY)
+    counters = WindowCounters.from_batch(
+        layout,
+        predicted=[e.label_index for e in distinct],
+        confidence=[e.confidence for e in distinct],
+        features=features,
+        review=[e.route == "review" for e in distinct],
+        quarantined=quarantined,
+    )
+    return counters.to_item_updates()
+
+
+def assert_window(client: Any, start: str, want: dict[str, int | float]) -> None:
+    got = get_window(client, start)
+    for name, value in want.items():
+        assert got.get(name, 0) == pytest.approx(value, rel=1e-9), name
+    extra = {k for k in got if k not in want and k not in ("pk", "sk", "model_version", "window_start", "expires_at")}
+    assert not {k for k in extra if got[k] != 0}, f"unexpected counters {extra}"
+
+
+# -- counting and layout ------------------------------------------------------------------------
+
+
+def test_a_batch_writes_one_item_per_window_with_mergeable_counters(ddb: Any) -> None:
+    late = make_events(3, seed=2, prefix="late", when="2026-11-29T06:52:00Z")  # late: counted in its own window
+    current = make_events(6, seed=1)
+    faulty = FaultyClient(ddb)
+    rec = recorder(faulty)
+    failures = rec.observe(batch(current + late), [("m-bad", quarantine_reason())], runtime())
+    assert failures == {}
+    assert len(faulty.transactions) == 1
+    updates = [i["Update"] for i in faulty.transactions[0] if "Update" in i]
+    assert sorted(u["Key"]["sk"]["S"] for u in updates) == ["2026-11-29T06:50:00Z", W0700]  # one write per window
+    # Quarantined events count in the window of their arrival (NOW), not classified ones.
+    assert_window(ddb, W0700, expected(current, quarantined=1))
+    assert_window(ddb, "2026-11-29T06:50:00Z", expected(late))
+    item = get_window(ddb, W0700)
+    assert item["pk"] == f"W#{VERSION}"
+    assert item["model_version"] == VERSION
+    assert item["expires_at"] == keys.expires_at(at(W0700), 90)
+    # Histograms use the baseline's bin edges: 2 features in the baseline -> only those are counted.
+    assert any(k.startswith("f_length_chars_") for k in item)
+    assert any(k.startswith("f_oov_share_") for k in item)
+    assert not any(k.startswith("f_tokens_") for k in item)
+
+
+def test_counters_read_back_into_window_counters(ddb: Any) -> None:
+    events = make_events(12, seed=3)
+    recorder(ddb).observe(batch(events), [], runtime())
+    layout = keys.counter_layout(manifest())
+    raw = ddb.get_item(TableName=WINDOWS, Key={"pk": {"S": f"W#{VERSION}"}, "sk": {"S": W0700}})["Item"]
+    counters = WindowCounters.from_item(raw, layout)
+    assert counters.events == 12
+    assert counters.class_counts.tolist() == np.bincount([e.label_index for e in events], minlength=3).tolist()
+    assert counters.confidence_sum == pytest.approx(sum(e.confidence for e in events))
+
+
+def test_window_length_is_configurable(ddb: Any) -> None:
+    events = [classification("e1", 0, 0.9, when="2026-11-29T07:59:00Z", window_seconds=3600)]
+    recorder(ddb, window_seconds=3600).observe(batch(events), [], runtime())
+    assert get_window(ddb, "2026-11-29T07:00:00Z")["n"] == 1
+
+
+# -- exactly once ---------------------------------------------------------------------------------
+
+
+def test_duplicates_within_a_batch_count_once_and_all_succeed(ddb: Any) -> None:
+    events = make_events(4)
+    records = batch(events, "a") + batch(events[:2], "b")  # the same event ids as two more SQS messages
+    assert recorder(ddb).observe(records, [], runtime()) == {}
+    assert_window(ddb, W0700, expected(events))
+
+
+def test_redelivered_batch_is_not_counted_again(ddb: Any) -> None:
+    events = make_events(8)
+    rec = recorder(ddb)
+    assert rec.observe(batch(events), [], runtime()) == {}
+    assert rec.observe(batch(events), [], runtime()) == {}  # SQS delivers the whole batch again
+    assert_window(ddb, W0700, expected(events))
+
+
+def test_overlapping_batches_count_only_new_events_after_a_partial_cancellation(ddb: Any) -> None:
+    events = make_events(10)
+    faulty = FaultyClient(ddb)
+    rec = recorder(faulty)
+    rec.observe(batch(events[:6]), [], runtime())
+    assert rec.observe(batch(events[3:], "x"), [], runtime()) == {}
+    # The second batch: cancelled (3 markers exist), re-aggregated and retried with the 4 new events.
+    assert faulty.calls == 3
+    assert len(faulty.transactions[-1]) == 4 + 1
+    assert_window(ddb, W0700, expected(events))
+
+
+def test_crash_after_the_transaction_before_returning(ddb: Any) -> None:
+    events = make_events(7)
+    faulty = FaultyClient(ddb)
+    faulty.crash_after = {1}
+    rec = recorder(faulty)
+    with pytest.raises(CrashError):
+        rec.observe(batch(events), [], runtime())
+    assert rec.observe(batch(events), [], runtime()) == {}  # redelivery after the crash
+    assert_window(ddb, W0700, expected(events))
+
+
+def test_crash_before_the_transaction(ddb: Any) -> None:
+    events = make_events(7)
+    faulty = FaultyClient(ddb)
+    faulty.crash_before = {1}
+    rec = recorder(faulty)
+    with pytest.raises(CrashError):
+        rec.observe(batch(events), [], runtime())
+    assert get_window(ddb, W0700) == {}
+    assert rec.observe(batch(events), [], runtime()) == {}
+    assert_window(ddb, W0700, expected(events))
+
+
+@pytest.mark.parametrize("crash_after", [1, 2])
+def test_crash_between_chunks_of_a_large_batch(ddb: Any, crash_after: int) -> None:
+    events = make_events(10)
+    faulty = FaultyClient(ddb)
+    faulty.crash_after = {crash_after}
+    rec = recorder(faulty, markers_per_transaction=4)  # 3 transactions: 4 + 4 + 2 events
+    with pytest.raises(CrashError):
+        rec.observe(batch(events), [], runtime())
+    assert get_window(ddb, W0700)["n"] == 4 * crash_after  # whole chunks only: each chunk is atomic
+    assert rec.observe(batch(events), [], runtime()) == {}
+    assert_window(ddb, W0700, expected(events))
+
+
+def test_a_failed_transaction_fails_its_records_for_sqs_to_retry(ddb: Any) -> None:
+    from botocore.exceptions import ClientError
+
+    events = make_events(5)
+    faulty = FaultyClient(ddb)
+    faulty.errors = {1: ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "Tx")}
+    rec = recorder(faulty)
+    records = batch(events) + batch(events[:1], "dup")
+    failures = rec.observe(records, [], runtime())
+    assert set(failures) == {m for m, _ in records}  # the in-batch duplicate shares its original's fate
+    assert "AccessDeniedException" in next(iter(failures.values()))
+    assert get_window(ddb, W0700) == {}
+    assert rec.observe(records, [], runtime()) == {}
+    assert_window(ddb, W0700, expected(events))
+
+
+def test_transaction_conflicts_are_retried_with_backoff(ddb: Any) -> None:
+    events = make_events(3)
+    faulty = FaultyClient(ddb)
+    faulty.errors = {1: cancelled("None", "None", "None", "TransactionConflict"), 2: cancelled("TransactionConflict")}
+    sleeps: list[float] = []
+    rec = recorder(faulty, sleep=sleeps.append)
+    assert rec.observe(batch(events), [], runtime()) == {}
+    assert len(sleeps) == 2
+    assert_window(ddb, W0700, expected(events))
+
+
+def test_persistent_conflicts_fail_the_records(ddb: Any) -> None:
+    events = make_events(3)
+    faulty = FaultyClient(ddb)
+    faulty.errors = {i: cancelled("TransactionConflict") for i in range(1, 10)}
+    rec = recorder(faulty, sleep=lambda _: None, max_attempts=3)
+    failures = rec.observe(batch(events), [], runtime())
+    assert len(failures) == 3
+    assert "TransactionConflict" in next(iter(failures.values()))
+    assert faulty.calls == 3
+    assert get_window(ddb, W0700) == {}
+
+
+def test_quarantined_events_are_counted_exactly_once(ddb: Any) -> None:
+    rec = recorder(ddb)
+    # By event id: an EventBridge duplicate arrives as a new SQS message with the same event id.
+    assert rec.observe([], [("m1", quarantine_reason("bad-1")), ("m2", quarantine_reason("bad-1"))], runtime()) == {}
+    assert rec.observe([], [("m3", quarantine_reason("bad-1"))], runtime()) == {}
+    # Without a usable id: by SQS message id, which a redelivery keeps.
+    assert rec.observe([], [("m4", quarantine_reason(None))], runtime()) == {}
+    assert rec.observe([], [("m4", quarantine_reason(None))], runtime()) == {}
+    item = get_window(ddb, W0700)
+    assert item["q"] == 2
+    assert item.get("n", 0) == 0
+    markers = {i["pk"] for i in scan(ddb, PREDICTIONS)}
+    assert markers == {f"Q#{VERSION}#E#bad-1", f"Q#{VERSION}#M#m4"}
+
+
+def test_sharded_windows_merge_to_the_same_counts(ddb: Any) -> None:
+    events = make_events(30)
+    rec = recorder(ddb, shards=4)
+    for start in range(0, 30, 5):
+        assert rec.observe(batch(events[start : start + 5]), [], runtime()) == {}
+    sks = {i["sk"] for i in scan(ddb, WINDOWS)}
+    assert len(sks) > 1
+    assert all(keys.window_start_of(sk) == W0700 for sk in sks)
+    assert_window(ddb, W0700, expected(events))
+
+
+def test_concurrent_writers_with_overlapping_duplicates_count_exactly(
+    ddb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight threads (eight warm Lambda containers) feed overlapping batches drawn from one pool of events:
+    every event is delivered 3 times on average, by different threads and in different batches."""
+    serialize_moto(monkeypatch)
+    pool = make_events(60, seed=7) + make_events(20, seed=8, prefix="late", when="2026-11-29T06:58:00Z")
+    deliveries = [e for e in pool for _ in range(3)]
+    random.Random(42).shuffle(deliveries)
+    threads = 8
+    per_thread = [deliveries[i::threads] for i in range(threads)]
+    errors: list[BaseException] = []
+    failures: dict[str, str] = {}
+    start = threading.Barrier(threads)
+
+    def worker(n: int) -> None:
+        try:
+            rec = recorder(ddb, shards=2)
+            start.wait()
+            mine = per_thread[n]
+            for i in range(0, len(mine), 10):
+                chunk = mine[i : i + 10]
+                failures.update(rec.observe([(f"t{n}-{i}-{j}", e) for j, e in enumerate(chunk)], [], runtime()))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=60)
+    assert not errors
+    assert failures == {}
+    assert_window(ddb, W0700, expected([e for e in pool if e.window == W0700]))
+    assert_window(ddb, "2026-11-29T06:55:00Z", expected([e for e in pool if e.window != W0700]))
+    assert len(scan(ddb, PREDICTIONS)) == len(pool)
+
+
+# -- prediction capture ---------------------------------------------------------------------------
+
+
+def test_capture_share_is_deterministic_per_event_id(ddb: Any) -> None:
+    events = make_events(200, seed=5)
+    rec = recorder(ddb, capture_rate=0.25, capture_ttl_days=7)
+    assert rec.observe(batch(events), [], runtime()) == {}  # a simulation-sized batch: 4 transactions of 50
+    markers = {m["pk"]: m for m in scan(ddb, PREDICTIONS)}
+    assert len(markers) == 200  # every event has its dedup marker
+    captured = {pk for pk, m in markers.items() if m["captured"]}
+    assert 0.15 < len(captured) / 200 < 0.35
+    # The choice is a pure function of the id: a retry (or another container) makes the same one.
+    assert captured == {keys.prediction_pk(VERSION, e.event.id) for e in events if keys.sampled(e.event.id, 0.25)}
+    some = markers[next(iter(sorted(captured)))]
+    event = next(e for e in events if keys.prediction_pk(VERSION, e.event.id) == some["pk"])
+    assert some["label"] == event.label
+    assert int(some["label_index"]) == event.label_index
+    assert float(some["confidence"]) == pytest.approx(event.confidence)
+    assert some["window"] == W0700
+    assert some["event_time"] == "2026-11-29T07:01:00Z"
+    assert int(some["expires_at"]) == keys.expires_at(NOW, 7)
+    not_captured = markers[next(pk for pk in markers if pk not in captured)]
+    assert "label" not in not_captured
+
+
+def test_full_capture_by_default(ddb: Any) -> None:
+    events = make_events(20)
+    recorder(ddb).observe(batch(events), [], runtime())
+    assert all(m["captured"] for m in scan(ddb, PREDICTIONS))
+    assert keys.sampled("x", 1.0)
+    assert not keys.sampled("x", 0.0)
+
+
+def test_a_baseline_the_runtime_cannot_compute_is_refused() -> None:
+    m = manifest()
+    weird = m.model_copy(
+        update={
+            "drift_baseline": m.drift_baseline.model_copy(
+                update={"features": {**m.drift_baseline.features, "sentiment": m.drift_baseline.confidence}}
+            )
+        }
+    )
+    with pytest.raises(ConfigurationError, match="sentiment"):
+        keys.counter_layout(weird)
+
+
+# -- settings and wiring --------------------------------------------------------------------------
+
+BASE_ENV = {
+    c.ENV_REVIEW_QUEUE_URL: "http://q/review",
+    c.ENV_QUARANTINE_QUEUE_URL: "http://q/quarantine",
+    c.ENV_OUTPUT_BUS_NAME: "out",
+}
+
+
+def test_recorder_settings_from_the_environment() -> None:
+    s = Settings.from_env(BASE_ENV)
+    assert (s.windows_table, s.predictions_table, s.capture_rate, s.capture_ttl_days) == (None, None, 1.0, 14)
+    s = Settings.from_env(
+        {
+            **BASE_ENV,
+            c.ENV_WINDOWS_TABLE: "w",
+            c.ENV_PREDICTIONS_TABLE: "p",
+            c.ENV_CAPTURE_RATE: "0.1",
+            c.ENV_CAPTURE_TTL_DAYS: "3",
+            c.ENV_WINDOW_SHARDS: "4",
+        }
+    )
+    assert (s.windows_table, s.predictions_table, s.capture_rate, s.capture_ttl_days, s.window_shards) == (
+        "w",
+        "p",
+        0.1,
+        3,
+        4,
+    )
+    with pytest.raises(ConfigurationError, match=c.ENV_PREDICTIONS_TABLE):
+        Settings.from_env({**BASE_ENV, c.ENV_WINDOWS_TABLE: "w"})
+    with pytest.raises(ConfigurationError, match=c.ENV_CAPTURE_RATE):
+        Settings.from_env({**BASE_ENV, c.ENV_CAPTURE_RATE: "2"})
+
+
+def _real_model_or_skip(model_dir_path: Path) -> None:
+    if not (model_dir_path / "manifest.json").is_file():
+        pytest.skip("the committed model package (layers/model) is not there yet")
+
+
+def test_the_classifier_counts_its_batches_through_the_handler(
+    stack: Stack, settings: Settings, context: Context
+) -> None:
+    """The real handler with the real model: the recorder is attached when the windows table is set,
+    and a redelivered batch (the handler crashed before answering) is not counted twice."""
+    _real_model_or_skip(settings.model_dir)
+    from dataclasses import replace
+
+    from .monitoring_support import create_tables
+
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    create_tables(client)
+    wired = replace(settings, windows_table=WINDOWS, predictions_table=PREDICTIONS)
+    service = handler_module.build_service(wired, session=boto3.Session(region_name="us-east-1"))
+    assert isinstance(service.observer, WindowRecorder)
+    handler_module.reset_for_tests(service)
+    try:
+        bodies = [
+            json.dumps({"id": f"evt-{i}", "time": "2026-11-29T07:01:00Z", "text": t})
+            for i, t in enumerate(["I still have not received my new card", "What is the exchange rate in euros?"])
+        ]
+        bodies.append(json.dumps({"id": "evt-bad", "time": "2026-11-29T07:01:00Z"}))  # quarantined
+        stack.send(bodies)
+        event = stack.receive_event()
+        assert handler_module.handler(event, context)["batchItemFailures"] == []
+        assert handler_module.handler(event, context)["batchItemFailures"] == []  # redelivery
+    finally:
+        handler_module.reset_for_tests(None)
+    version = service.runtime.manifest.version
+    windows = [i for i in scan(client, WINDOWS) if i["pk"] == f"W#{version}"]
+    assert sum(int(i.get("n", 0)) for i in windows) == 2
+    assert sum(int(i.get("q", 0)) for i in windows) == 1
+    captures = [i for i in scan(client, PREDICTIONS) if i["pk"].startswith("P#")]
+    assert Counter(i["event_id"] for i in captures) == {"evt-0": 1, "evt-1": 1}
