@@ -183,6 +183,31 @@ def test_overlapping_batches_count_only_new_events_after_a_partial_cancellation(
     assert_window(ddb, W0700, expected(events))
 
 
+def test_cancellation_reasons_that_name_one_duplicate_at_a_time_still_converge(ddb: Any) -> None:
+    """DynamoDB may stop at the first failed condition; the loop then drops one duplicate per attempt."""
+    from botocore.exceptions import ClientError
+
+    class FirstReasonOnly(FaultyClient):
+        def transact_write_items(self, **kwargs: Any) -> Any:
+            try:
+                return super().transact_write_items(**kwargs)
+            except ClientError as exc:
+                reasons = exc.response.get("CancellationReasons", [])
+                first = next(i for i, r in enumerate(reasons) if r["Code"] == "ConditionalCheckFailed")
+                exc.response["CancellationReasons"] = [
+                    r if i == first else {"Code": "None"} for i, r in enumerate(reasons)
+                ]
+                raise
+
+    events = make_events(6)
+    rec = recorder(ddb)
+    rec.observe(batch(events[:3]), [], runtime())
+    faulty = FirstReasonOnly(ddb)
+    assert recorder(faulty).observe(batch(events, "again"), [], runtime()) == {}
+    assert faulty.calls == 4  # three cancellations, one duplicate dropped each time, then the commit
+    assert_window(ddb, W0700, expected(events))
+
+
 def test_crash_after_the_transaction_before_returning(ddb: Any) -> None:
     events = make_events(7)
     faulty = FaultyClient(ddb)
