@@ -1,0 +1,322 @@
+"""Typed, validated deployment configuration, read from CDK context (account-agnostic, no AWS calls).
+
+Sources, later ones winning: the dataclass defaults, the `pigeonhole` object in cdk.json's context,
+a JSON file named by `-c pigeonhole:config=path.json`, then single fields as
+`-c pigeonhole:<field>=<value>` (strings from the command line are coerced to the field's type).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal, get_args, get_origin
+
+from pigeonhole.naming import MAX_BATCH_SIZE, ResourceNames
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+FUNCTIONS_DIR: Final = REPO_ROOT / "functions"
+DEFAULT_MODEL_DIR: Final = REPO_ROOT / "layers" / "model"
+CONTEXT_KEY: Final = "pigeonhole"
+
+Architecture = Literal["x86_64", "arm64"]
+WarmMode = Literal["provisioned", "snapstart", "none"]
+PythonVersion = Literal["3.12", "3.13"]
+
+# Environment variables the functions read that constants.py does not define (yet); the values are
+# the names the drift/feedback/classifier authors agreed on. A test checks they match constants.py
+# if and when it defines them.
+ENV_WINDOWS_TABLE: Final = "PIGEONHOLE_WINDOWS_TABLE"
+ENV_PREDICTIONS_TABLE: Final = "PIGEONHOLE_PREDICTIONS_TABLE"
+ENV_FEEDBACK_TABLE: Final = "PIGEONHOLE_FEEDBACK_TABLE"
+ENV_POWERTOOLS_LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"
+
+# Lambda handlers (module path inside the `pigeonhole` package).
+CLASSIFIER_HANDLER: Final = "pigeonhole.classify.handler.handler"
+DRIFT_HANDLER: Final = "pigeonhole.drift.handler.handler"
+FEEDBACK_HANDLER: Final = "pigeonhole.feedback.handler.handler"
+
+TTL_ATTRIBUTE: Final = "expires_at"
+ALIAS_NAME: Final = "live"
+# Lambda's SQS guidance: visibility timeout >= 6 x function timeout (+ the batching window).
+VISIBILITY_TIMEOUT_FACTOR: Final = 6
+SQS_MAX_VISIBILITY_S: Final = 12 * 3600
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
+
+
+class ConfigError(ValueError):
+    """The deployment configuration is invalid; the message names the field and the rule."""
+
+
+@dataclass(frozen=True)
+class StackNames(ResourceNames):
+    """ResourceNames plus the names only infra had so far (proposed for pigeonhole.naming).
+
+    Attribute names match `pigeonhole.alarms.Binding` values, so alarm dimensions resolve by name.
+    """
+
+    @property
+    def review_dlq(self) -> str:
+        return f"{self.prefix}-review-dlq"
+
+    @property
+    def quarantine_dlq(self) -> str:
+        return f"{self.prefix}-quarantine-dlq"
+
+    @property
+    def feedback_dlq(self) -> str:
+        return f"{self.prefix}-feedback-dlq"
+
+    @property
+    def input_rule_dlq(self) -> str:
+        return f"{self.prefix}-input-rule-dlq"
+
+    @property
+    def label_rule(self) -> str:
+        return f"{self.prefix}-labels-to-feedback"
+
+    @property
+    def label_rule_dlq(self) -> str:
+        return f"{self.prefix}-label-rule-dlq"
+
+    @property
+    def drift_schedule(self) -> str:
+        return f"{self.prefix}-drift-schedule"
+
+    @property
+    def drift_dlq(self) -> str:
+        return f"{self.prefix}-drift-dlq"
+
+    @property
+    def classifier_function(self) -> str:
+        return f"{self.prefix}-classifier"
+
+    @property
+    def classifier_alias_resource(self) -> str:
+        """The `Resource` dimension of the alias's Lambda metrics."""
+        return f"{self.classifier_function}:{ALIAS_NAME}"
+
+    @property
+    def drift_function(self) -> str:
+        return f"{self.prefix}-drift"
+
+    @property
+    def feedback_function(self) -> str:
+        return f"{self.prefix}-feedback"
+
+    @property
+    def windows_table(self) -> str:
+        return f"{self.prefix}-windows"
+
+    @property
+    def predictions_table(self) -> str:
+        return f"{self.prefix}-predictions"
+
+    @property
+    def feedback_table(self) -> str:
+        return f"{self.prefix}-feedback"
+
+    @property
+    def dashboard(self) -> str:
+        return f"{self.prefix}-operations"
+
+    @property
+    def data_key_alias(self) -> str:
+        return f"alias/{self.prefix}-data"
+
+
+@dataclass(frozen=True)
+class InfraConfig:
+    """Everything a deployment may choose. Defaults are a small, warm, production-shaped stack."""
+
+    prefix: str = "pigeonhole"
+    stack_name: str = "Pigeonhole"
+    # Classifier function.
+    architecture: Architecture = "x86_64"
+    python_version: PythonVersion = "3.12"
+    memory_mb: int = 1024
+    timeout_s: int = 30
+    ort_threads: int = 1
+    log_level: str = "INFO"
+    review_threshold: float | None = None  # None: the manifest's threshold
+    # SQS event source mapping on the alias.
+    batch_size: int = MAX_BATCH_SIZE
+    batching_window_s: int = 1
+    max_concurrency: int = 20
+    # Warm capacity: provisioned concurrency with target tracking, SnapStart, or neither.
+    warm_mode: WarmMode = "provisioned"
+    provisioned_min: int = 1
+    provisioned_max: int = 10
+    provisioned_utilization: float = 0.5
+    # Canary deployments (CodeDeploy) of the alias; 0 percent shifts all at once.
+    canary_percent: int = 10
+    canary_minutes: int = 5
+    # Drift and feedback functions.
+    window_seconds: int = 300
+    drift_memory_mb: int = 512
+    drift_timeout_s: int = 60
+    feedback_memory_mb: int = 512
+    feedback_timeout_s: int = 30
+    feedback_batch_size: int = 10
+    feedback_batching_window_s: int = 1
+    # Notifications.
+    oncall_email: str | None = None
+    oncall_https_url: str | None = None
+    ticket_email: str | None = None
+    # Data.
+    log_retention_days: int = 30
+    destroy_data_on_teardown: bool = False  # True: `cdk destroy` also deletes tables and the key
+    model_dir: str = str(DEFAULT_MODEL_DIR)
+    tags: dict[str, str] = field(default_factory=lambda: {"project": "pigeonhole"})
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    # -- derived values ----------------------------------------------------------------------------
+    @property
+    def names(self) -> StackNames:
+        return StackNames(self.prefix)
+
+    @property
+    def ingest_visibility_timeout_s(self) -> int:
+        return VISIBILITY_TIMEOUT_FACTOR * self.timeout_s + self.batching_window_s
+
+    @property
+    def feedback_visibility_timeout_s(self) -> int:
+        return VISIBILITY_TIMEOUT_FACTOR * self.feedback_timeout_s + self.feedback_batching_window_s
+
+    @property
+    def canary_enabled(self) -> bool:
+        return self.canary_percent > 0
+
+    @property
+    def model_path(self) -> Path:
+        path = Path(self.model_dir)
+        return path if path.is_absolute() else REPO_ROOT / path
+
+    # -- loading -----------------------------------------------------------------------------------
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any]) -> InfraConfig:
+        """Build from a CDK context mapping (see the module docstring for the order of sources)."""
+        values: dict[str, Any] = {}
+        base = context.get(CONTEXT_KEY)
+        if isinstance(base, str):  # `-c pigeonhole='{"...": ...}'` arrives as a string
+            base = json.loads(base)
+        if base is not None:
+            if not isinstance(base, Mapping):
+                raise ConfigError(f"context {CONTEXT_KEY!r} must be an object, got {type(base).__name__}")
+            values.update(base)
+        config_file = context.get(f"{CONTEXT_KEY}:config")
+        if config_file:
+            values.update(json.loads(Path(str(config_file)).read_text(encoding="utf-8")))
+        for key, value in context.items():
+            if key.startswith(f"{CONTEXT_KEY}:") and key != f"{CONTEXT_KEY}:config":
+                values[key.split(":", 1)[1]] = value
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> InfraConfig:
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown configuration keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return cls(**{key: _coerce(key, value, hints[key]) for key, value in values.items()})
+
+    # -- validation --------------------------------------------------------------------------------
+    def _validate(self) -> None:
+        errors: list[str] = []
+
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                errors.append(message)
+
+        need(bool(_PREFIX.match(self.prefix)), "prefix: lower-case letters, digits and '-', 1-24 chars, letter first")
+        need(self.architecture in get_args(Architecture), f"architecture: one of {get_args(Architecture)}")
+        need(self.python_version in get_args(PythonVersion), f"python_version: one of {get_args(PythonVersion)}")
+        need(self.warm_mode in get_args(WarmMode), f"warm_mode: one of {get_args(WarmMode)}")
+        need(128 <= self.memory_mb <= 10_240, "memory_mb: 128..10240")
+        need(1 <= self.timeout_s <= 900, "timeout_s: 1..900")
+        need(1 <= self.ort_threads <= 6, "ort_threads: 1..6 (Lambda has at most 6 vCPUs)")
+        need(self.log_level in {"DEBUG", "INFO", "WARNING", "ERROR"}, "log_level: DEBUG, INFO, WARNING or ERROR")
+        need(self.review_threshold is None or 0.0 <= self.review_threshold <= 1.0, "review_threshold: within [0, 1]")
+        need(1 <= self.batch_size <= MAX_BATCH_SIZE, f"batch_size: 1..{MAX_BATCH_SIZE}")
+        need(0 <= self.batching_window_s <= 300, "batching_window_s: 0..300")
+        need(2 <= self.max_concurrency <= 1000, "max_concurrency: 2..1000 (the ESM's limits)")
+        need(
+            self.ingest_visibility_timeout_s <= SQS_MAX_VISIBILITY_S,
+            "timeout_s: 6 x timeout + batching window exceeds SQS's 12 h visibility timeout",
+        )
+        need(1 <= self.provisioned_min <= self.provisioned_max, "provisioned_min/max: 1 <= min <= max")
+        need(0.1 <= self.provisioned_utilization <= 0.9, "provisioned_utilization: 0.1..0.9")
+        need(0 <= self.canary_percent < 100, "canary_percent: 0..99 (0 shifts all at once)")
+        need(1 <= self.canary_minutes <= 2880, "canary_minutes: 1..2880")
+        need(self.window_seconds >= 60 and self.window_seconds % 60 == 0, "window_seconds: whole minutes, >= 60")
+        need(128 <= self.drift_memory_mb <= 10_240, "drift_memory_mb: 128..10240")
+        need(1 <= self.drift_timeout_s <= 900, "drift_timeout_s: 1..900")
+        need(128 <= self.feedback_memory_mb <= 10_240, "feedback_memory_mb: 128..10240")
+        need(1 <= self.feedback_timeout_s <= 900, "feedback_timeout_s: 1..900")
+        need(1 <= self.feedback_batch_size <= MAX_BATCH_SIZE, f"feedback_batch_size: 1..{MAX_BATCH_SIZE}")
+        need(0 <= self.feedback_batching_window_s <= 300, "feedback_batching_window_s: 0..300")
+        for name in ("oncall_email", "ticket_email"):
+            value = getattr(self, name)
+            need(value is None or bool(_EMAIL.match(value)), f"{name}: not an e-mail address")
+        need(
+            self.oncall_https_url is None or self.oncall_https_url.startswith("https://"),
+            "oncall_https_url: must start with https://",
+        )
+        need(
+            self.log_retention_days in _LOG_RETENTION_DAYS,
+            f"log_retention_days: one of {sorted(_LOG_RETENTION_DAYS)}",
+        )
+        if errors:
+            raise ConfigError("invalid Pigeonhole configuration:\n  " + "\n  ".join(errors))
+
+
+# The retention values CloudWatch Logs accepts.
+_LOG_RETENTION_DAYS: Final = frozenset(
+    {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
+)
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:  # noqa: PLR0912 (one branch per type)
+    """Turn a context value (often a string from `-c`) into the field's type; raise ConfigError otherwise."""
+    origin = get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        options = [a for a in get_args(hint) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in {"", "none", "null"}):
+            return None
+        return _coerce(key, value, options[0])
+    if origin is Literal:
+        return str(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "yes", "no"}:
+            return value.lower() in {"true", "1", "yes"}
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            number = hint(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{key}: expected {hint.__name__}, got {value!r}") from exc
+        if hint is int and isinstance(value, float) and value != number:
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return number
+    if hint is str:
+        return str(value)
+    if origin is dict:
+        parsed = json.loads(value) if isinstance(value, str) else value
+        if not isinstance(parsed, Mapping):
+            raise ConfigError(f"{key}: expected an object")
+        return {str(k): str(v) for k, v in parsed.items()}
+    raise ConfigError(f"{key}: unsupported type {hint!r}")

@@ -1,0 +1,120 @@
+"""The classifier: function, live alias with warm capacity, and the ingest queue's event source mapping.
+
+Warm capacity is either provisioned concurrency on the alias with target tracking at 50 %
+utilization, or SnapStart on published versions: Lambda does not allow both on one version, so
+the config offers one switch. The event source mapping points at the alias, never at $LATEST,
+so the canary and the warm capacity apply to every batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from pigeonhole import constants as c
+from pigeonhole import metrics_catalog as mc
+from pigeonhole_infra.config import (
+    ALIAS_NAME,
+    CLASSIFIER_HANDLER,
+    ENV_PREDICTIONS_TABLE,
+    ENV_WINDOWS_TABLE,
+    InfraConfig,
+)
+from pigeonhole_infra.constructs.function import PigeonholeFunction
+from pigeonhole_infra.constructs.security import KMS_DYNAMODB, KMS_SQS_PRODUCER
+
+
+class Classifier(Construct):
+    """Exposes `function`, `alias` and `role`."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: InfraConfig,
+        code: lambda_.Code,
+        layers: Sequence[lambda_.ILayerVersion],
+        key: kms.IKey,
+        ingest_queue: sqs.IQueue,
+        review_queue: sqs.IQueue,
+        quarantine_queue: sqs.IQueue,
+        output_bus: events.IEventBus,
+        windows_table: dynamodb.ITable,
+        predictions_table: dynamodb.ITable,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        environment = {
+            c.ENV_REVIEW_QUEUE_URL: review_queue.queue_url,
+            c.ENV_QUARANTINE_QUEUE_URL: quarantine_queue.queue_url,
+            c.ENV_OUTPUT_BUS_NAME: output_bus.event_bus_name,
+            c.ENV_ORT_THREADS: str(config.ort_threads),
+            c.ENV_WINDOW_SECONDS: str(config.window_seconds),
+            ENV_WINDOWS_TABLE: windows_table.table_name,
+            ENV_PREDICTIONS_TABLE: predictions_table.table_name,
+        }
+        if config.review_threshold is not None:
+            environment[c.ENV_REVIEW_THRESHOLD] = str(config.review_threshold)
+        built = PigeonholeFunction(
+            self,
+            "Classifier",
+            config=config,
+            function_name=config.names.classifier_function,
+            handler=CLASSIFIER_HANDLER,
+            service=mc.SERVICE_CLASSIFIER,
+            description="Classifies SQS batches with the ONNX model and routes each result",
+            code=code,
+            layers=layers,
+            memory_mb=config.memory_mb,
+            timeout_s=config.timeout_s,
+            environment=environment,
+            snap_start=config.warm_mode == "snapstart",
+        )
+        self.function = built.function
+        self.role = built.role
+
+        # Least privilege, one resource per grant.
+        # (CDK's grant_send_messages would add kms:ReEncrypt* and kms:GenerateDataKey*: too wide.)
+        review_queue.grant(self.role, "sqs:SendMessage")
+        quarantine_queue.grant(self.role, "sqs:SendMessage")
+        output_bus.grant_put_events_to(self.role)
+        # Window counters: atomic ADD into one item per (model version, window).
+        windows_table.grant(self.role, "dynamodb:UpdateItem")
+        # Sampled prediction capture, later joined with labels by event id.
+        predictions_table.grant(self.role, "dynamodb:PutItem")
+        key.grant(self.role, *KMS_SQS_PRODUCER, *KMS_DYNAMODB)
+
+        provisioned = config.warm_mode == "provisioned"
+        self.alias = lambda_.Alias(
+            self,
+            "Live",
+            alias_name=ALIAS_NAME,
+            version=self.function.current_version,
+            provisioned_concurrent_executions=config.provisioned_min if provisioned else None,
+            description="What the ingest queue invokes; CodeDeploy shifts it between versions",
+        )
+        if provisioned:
+            scaling = self.alias.add_auto_scaling(
+                min_capacity=config.provisioned_min, max_capacity=config.provisioned_max
+            )
+            scaling.scale_on_utilization(utilization_target=config.provisioned_utilization)
+
+        self.alias.add_event_source(
+            sources.SqsEventSource(
+                ingest_queue,
+                batch_size=config.batch_size,
+                max_batching_window=cdk.Duration.seconds(config.batching_window_s)
+                if config.batching_window_s
+                else None,
+                report_batch_item_failures=True,
+                max_concurrency=config.max_concurrency,
+            )
+        )

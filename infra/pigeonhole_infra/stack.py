@@ -1,0 +1,166 @@
+"""The one Pigeonhole stack: queues, buses, tables, functions, warm alias, canary, alarms, dashboard.
+
+Account-agnostic: no environment is pinned and nothing is looked up, so synthesis never calls AWS.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from pigeonhole_infra.config import InfraConfig
+from pigeonhole_infra.constructs.alerting import Alerting
+from pigeonhole_infra.constructs.buses import EventBuses
+from pigeonhole_infra.constructs.canary import CanaryDeployment
+from pigeonhole_infra.constructs.classifier import Classifier
+from pigeonhole_infra.constructs.companions import DriftTracker, FeedbackProcessor
+from pigeonhole_infra.constructs.dashboard import OperationsDashboard
+from pigeonhole_infra.constructs.function import function_code
+from pigeonhole_infra.constructs.layers import ModelLayer, RuntimeLayer
+from pigeonhole_infra.constructs.queues import QueueWithDlq
+from pigeonhole_infra.constructs.security import DataKey
+from pigeonhole_infra.constructs.tables import Tables
+from pigeonhole_infra.nag import acknowledge
+
+HUMAN_QUEUE_VISIBILITY_S = 300  # review/quarantine are read by people and tools, not by our functions
+
+
+class PigeonholeStack(cdk.Stack):
+    """Composes the constructs; each construct owns its resources and their grants."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: InfraConfig,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="Pigeonhole: serverless event classifier (queues, ONNX classifier, drift, alarms)",
+            **kwargs,  # type: ignore[arg-type]
+        )
+        self.config = config
+        names = config.names
+        for tag, value in config.tags.items():
+            cdk.Tags.of(self).add(tag, value)
+
+        self.data_key = DataKey(
+            self, "DataKey", alias=names.data_key_alias, destroy_on_teardown=config.destroy_data_on_teardown
+        ).key
+        key = self.data_key
+        self.ingest = QueueWithDlq(
+            self,
+            "Ingest",
+            name=names.ingest_queue,
+            dlq_name=names.ingest_dlq,
+            key=key,
+            visibility_timeout_s=config.ingest_visibility_timeout_s,
+        )
+        self.review = QueueWithDlq(
+            self,
+            "Review",
+            name=names.review_queue,
+            dlq_name=names.review_dlq,
+            key=key,
+            visibility_timeout_s=HUMAN_QUEUE_VISIBILITY_S,
+        )
+        self.quarantine = QueueWithDlq(
+            self,
+            "Quarantine",
+            name=names.quarantine_queue,
+            dlq_name=names.quarantine_dlq,
+            key=key,
+            visibility_timeout_s=HUMAN_QUEUE_VISIBILITY_S,
+        )
+        self.feedback = QueueWithDlq(
+            self,
+            "FeedbackQueue",
+            name=names.feedback_queue,
+            dlq_name=names.feedback_dlq,
+            key=key,
+            visibility_timeout_s=config.feedback_visibility_timeout_s,
+        )
+        self.buses = EventBuses(
+            self,
+            "Buses",
+            names=names,
+            key=key,
+            ingest_queue=self.ingest.queue,
+            feedback_queue=self.feedback.queue,
+        )
+        self.tables = Tables(self, "Tables", names=names, key=key, destroy_on_teardown=config.destroy_data_on_teardown)
+
+        runtime_layer = RuntimeLayer(
+            self, "RuntimeLayer", arch=config.architecture, python_version=config.python_version
+        ).layer
+        model = ModelLayer(self, "ModelLayer", model_dir=config.model_path)
+        self.model_manifest = model.manifest
+        layers = [runtime_layer, model.layer]
+        code = function_code()
+
+        self.classifier = Classifier(
+            self,
+            "Classifier",
+            config=config,
+            code=code,
+            layers=layers,
+            key=key,
+            ingest_queue=self.ingest.queue,
+            review_queue=self.review.queue,
+            quarantine_queue=self.quarantine.queue,
+            output_bus=self.buses.output_bus,
+            windows_table=self.tables.windows,
+            predictions_table=self.tables.predictions,
+        )
+        self.drift = DriftTracker(
+            self,
+            "Drift",
+            config=config,
+            code=code,
+            layers=layers,
+            key=key,
+            windows_table=self.tables.windows,
+        )
+        self.feedback_processor = FeedbackProcessor(
+            self,
+            "Feedback",
+            config=config,
+            code=code,
+            layers=layers,
+            key=key,
+            feedback_queue=self.feedback.queue,
+            windows_table=self.tables.windows,
+            predictions_table=self.tables.predictions,
+            feedback_table=self.tables.feedback,
+        )
+
+        self.alerting = Alerting(self, "Alerting", config=config, key=key, model_version=model.manifest.version)
+        self.canary = CanaryDeployment(
+            self,
+            "Canary",
+            function=self.classifier.function,
+            alias=self.classifier.alias,
+            rollback_alarms=self.alerting.rollback_alarms,
+            percent=config.canary_percent,
+            minutes=config.canary_minutes,
+        )
+        OperationsDashboard(
+            self,
+            "Dashboard",
+            config=config,
+            bindings=self.alerting.bindings,
+            alarms=[*self.alerting.alarms.values(), *self.alerting.composites.values()],
+        )
+
+        cdk.CfnOutput(self, "InputBusName", value=self.buses.input_bus.event_bus_name)
+        cdk.CfnOutput(self, "OutputBusName", value=self.buses.output_bus.event_bus_name)
+        cdk.CfnOutput(self, "IngestQueueUrl", value=self.ingest.queue.queue_url)
+        cdk.CfnOutput(self, "ReviewQueueUrl", value=self.review.queue.queue_url)
+        cdk.CfnOutput(self, "QuarantineQueueUrl", value=self.quarantine.queue.queue_url)
+        cdk.CfnOutput(self, "OnCallTopicArn", value=self.alerting.oncall_topic.topic_arn)
+        cdk.CfnOutput(self, "ModelVersion", value=model.manifest.version)
+
+        acknowledge(self)
