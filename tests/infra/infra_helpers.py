@@ -1,0 +1,128 @@
+"""Infra test helpers: the CDK app on sys.path, a tiny valid model package, synthesis, layer builds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INFRA_DIR = REPO_ROOT / "infra"
+if str(INFRA_DIR) not in sys.path:
+    sys.path.insert(0, str(INFRA_DIR))
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+REAL_MODEL_DIR = REPO_ROOT / "layers" / "model"
+FAKE_MODEL_VERSION = "9.9.9-test"
+SKIP_BUNDLING: Mapping[str, Any] = {"aws:cdk:bundling-stacks": []}
+
+# The production default and its opposite on every switch the tests must cover.
+DEFAULT_CONFIG: dict[str, Any] = {"oncall_email": "oncall@example.com"}
+ALTERNATE_CONFIG: dict[str, Any] = {
+    "stack_name": "PigeonholeAlt",
+    "prefix": "ph-alt",
+    "warm_mode": "snapstart",
+    "architecture": "arm64",
+    "memory_mb": 2048,
+    "timeout_s": 45,
+    "batching_window_s": 5,
+    "batch_size": 7,
+    "max_concurrency": 50,
+    "canary_percent": 20,
+    "canary_minutes": 3,
+    "window_seconds": 600,
+    "oncall_https_url": "https://pager.example.com/hook",
+}
+
+
+def write_fake_model(target: Path, version: str = FAKE_MODEL_VERSION) -> Path:
+    """A manifest-valid package whose model bytes are not a real model: enough for synthesis."""
+    from pigeonhole.model.features import NORMALIZATION
+    from pigeonhole.model.manifest import (
+        DataFingerprint,
+        DriftBaseline,
+        FileRef,
+        Histogram,
+        InputField,
+        InputSpec,
+        Manifest,
+        Thresholds,
+    )
+
+    target.mkdir(parents=True, exist_ok=True)
+    model_bytes = b"not-a-real-onnx-model"
+    vocab_bytes = b"hello\nworld\n"
+    (target / "model.onnx").write_bytes(model_bytes)
+    (target / "vocab.txt").write_bytes(vocab_bytes)
+    (target / "stray-notes.txt").write_text("not listed in the manifest: must not ship\n")
+
+    def ref(name: str, data: bytes) -> FileRef:
+        return FileRef(file=name, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+
+    manifest = Manifest(
+        name="fake",
+        version=version,
+        created_at="2026-01-01T00:00:00Z",
+        model=ref("model.onnx", model_bytes),
+        vocabulary=ref("vocab.txt", vocab_bytes),
+        classes=["a", "b"],
+        input=InputSpec(fields=[InputField(name="text")], normalization=NORMALIZATION),
+        thresholds=Thresholds(review_confidence=0.5, top_k=2),
+        drift_baseline=DriftBaseline(
+            n_events=10, class_prior=[0.5, 0.5], confidence=Histogram(edges=[0.0, 0.5, 1.0], counts=[5, 5]), features={}
+        ),
+        training_data=DataFingerprint(
+            train_sha256="0" * 64,
+            train_rows=1,
+            eval_sha256="0" * 64,
+            eval_rows=1,
+            text_column="text",
+            label_column="label",
+            source="test",
+        ),
+        metrics={},
+    )
+    (target / "manifest.json").write_text(manifest.dump(), encoding="utf-8")
+    return target
+
+
+@dataclass
+class Synthesized:
+    """One synthesized app: the stack object, its template (as a dict and as an assertions Template)."""
+
+    app: Any
+    stack: Any
+    template: Any  # aws_cdk.assertions.Template
+    resources: dict[str, dict[str, Any]]
+    outdir: Path
+
+    def of_type(self, cfn_type: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.resources.items() if v["Type"] == cfn_type}
+
+
+def synthesize(outdir: Path, config: Mapping[str, Any], *, bundling: bool = False) -> Synthesized:
+    """Synthesize the real app (with cdk-nag) for `config`; bundling off unless a test needs the layers."""
+    from aws_cdk import assertions
+
+    from app import build_app
+
+    context: dict[str, Any] = {"pigeonhole": dict(config)}
+    if not bundling:
+        context.update(SKIP_BUNDLING)
+    app = build_app(context=context, outdir=str(outdir))
+    assembly = app.synth()
+    stack_name = config.get("stack_name", "Pigeonhole")
+    stack = app.node.find_child(stack_name)
+    template_json = json.loads((Path(assembly.directory) / f"{stack_name}.template.json").read_text())
+    return Synthesized(
+        app=app,
+        stack=stack,
+        template=assertions.Template.from_json(template_json),
+        resources=template_json["Resources"],
+        outdir=Path(assembly.directory),
+    )
