@@ -6,6 +6,7 @@ Run from Python (`python infra/app.py`) or through the CDK CLI (`npx cdk synth` 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -21,7 +22,13 @@ from pigeonhole_infra.stack import PigeonholeStack  # noqa: E402
 
 
 def build_app(context: dict[str, object] | None = None, outdir: str | None = None) -> cdk.App:
-    """The app with its one stack; `context` adds to cdk.json's context (the CLI passes its own)."""
+    """The app with its one stack; `context` adds to cdk.json's context.
+
+    Under the CDK CLI (which sets CDK_OUTDIR) the CLI passes cdk.json's context itself; run as a
+    plain script or from tests, cdk.json is read here, so every path synthesizes the same feature flags.
+    """
+    if "CDK_OUTDIR" not in os.environ:
+        context = {**cdk_json_context(), **(context or {})}
     app = cdk.App(context=context, outdir=outdir)
     config = InfraConfig.from_context(app.node.get_all_context())
     add_checks(app)
@@ -31,13 +38,11 @@ def build_app(context: dict[str, object] | None = None, outdir: str | None = Non
 
 def main() -> None:
     outdir = None if "CDK_OUTDIR" in os.environ else str(HERE / "cdk.out")
-    build_app(context=_cdk_json_context() if "CDK_OUTDIR" not in os.environ else None, outdir=outdir).synth()
+    build_app(outdir=outdir).synth()
 
 
-def _cdk_json_context() -> dict[str, object]:
-    """When run as a plain script (no CDK CLI), read cdk.json's context ourselves."""
-    import json
-
+def cdk_json_context() -> dict[str, object]:
+    """cdk.json's context (feature flags and the default `pigeonhole` configuration)."""
     data = json.loads((HERE / "cdk.json").read_text(encoding="utf-8"))
     context: dict[str, object] = data.get("context", {})
     return context

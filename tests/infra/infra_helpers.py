@@ -126,3 +126,29 @@ def synthesize(outdir: Path, config: Mapping[str, Any], *, bundling: bool = Fals
         resources=template_json["Resources"],
         outdir=Path(assembly.directory),
     )
+
+
+def network_env() -> dict[str, str]:
+    """The environment for the one step allowed to reach PyPI (the layer build): without the test
+    suite's dead-loopback proxies (tests/conftest.py), everything else unchanged."""
+    dead = "http://127.0.0.1:9"
+    return {k: v for k, v in os.environ.items() if not (k.upper() in {"HTTP_PROXY", "HTTPS_PROXY"} and v == dead)}
+
+
+def build_runtime_layer(arch: str, python_version: str = "3.12") -> Path:
+    """Build (or reuse from build/layers/) the runtime layer in a subprocess; return its directory."""
+    import subprocess
+
+    builder = REPO_ROOT / "layers" / "build_runtime_layer.py"
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('b', {str(builder)!r})\n"
+        "m = importlib.util.module_from_spec(spec); sys.modules['b'] = m; spec.loader.exec_module(m)\n"
+        f"print(m.build({arch!r}, {python_version!r}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=network_env(), capture_output=True, text=True, timeout=900, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"runtime layer build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return Path(result.stdout.strip().splitlines()[-1])
