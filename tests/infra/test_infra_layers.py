@@ -1,0 +1,120 @@
+"""The runtime layer: trimmed, byte-compiled for the target Python, within Lambda's size limit with the
+model and code, built for the right CPU, and able to load the model and classify on python3.12."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from infra_helpers import REAL_MODEL_DIR, REPO_ROOT
+
+from pigeonhole_infra.constructs.layers import load_builder
+
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024  # function code + all layers, unzipped
+MODEL_BUDGET = 50 * 1024 * 1024  # assumed for the model package until layers/model exists
+ELF_MACHINE = {"x86_64": 62, "arm64": 183}
+builder = load_builder()
+
+
+def _tree_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
+def _model_bytes() -> int:
+    manifest = REAL_MODEL_DIR / "manifest.json"
+    if not manifest.is_file():
+        return MODEL_BUDGET
+    data = json.loads(manifest.read_text())
+    files = [data["model"]["file"]] + ([data["vocabulary"]["file"]] if data.get("vocabulary") else [])
+    return manifest.stat().st_size + sum((REAL_MODEL_DIR / f).stat().st_size for f in files)
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_layers_and_code_fit_lambdas_unzipped_limit(arch: str, runtime_layers: dict[str, Path]) -> None:
+    info = builder.read_info(runtime_layers[arch])
+    code = _tree_bytes(REPO_ROOT / "functions" / "pigeonhole")
+    total = info.unzipped_bytes + _model_bytes() + code
+    print(  # the numbers, for the report (pytest -s)
+        f"{arch}: runtime layer {info.unzipped_bytes / 1e6:.1f} MB unzipped / {info.zipped_bytes / 1e6:.1f} MB "
+        f"zipped; model {_model_bytes() / 1e6:.1f} MB; code {code / 1e6:.2f} MB; total {total / 1e6:.1f} MB"
+    )
+    assert total < LAMBDA_UNZIPPED_LIMIT
+    assert info.zipped_bytes < info.unzipped_bytes
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_runtime_layer_is_trimmed_and_built_for_its_cpu(arch: str, runtime_layers: dict[str, Path]) -> None:
+    site = runtime_layers[arch] / "python"
+    for gone in ("onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/tools", "numpy/_core/tests"):
+        assert not (site / gone).exists(), gone
+    assert not (site / "botocore").exists(), "the Lambda runtime provides botocore; a copy would shadow it"
+    assert not list(site.rglob("*.pyi"))
+    assert (site / "aws_lambda_powertools").is_dir()
+    assert (site / "pydantic_core").is_dir()
+    (extension,) = (site / "onnxruntime" / "capi").glob("onnxruntime_pybind11_state*.so")
+    header = extension.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF"
+    assert struct.unpack("<H", header[18:20])[0] == ELF_MACHINE[arch]
+    assert "cpython-312" in extension.name
+
+
+def test_runtime_layer_is_byte_compiled_with_unchecked_hash_pycs(runtime_layers: dict[str, Path]) -> None:
+    info = builder.read_info(runtime_layers["x86_64"])
+    if not info.byte_compiled:
+        pytest.skip("no python3.12 on this machine: the layer was built without .pyc files")
+    site = runtime_layers["x86_64"] / "python"
+    pycs = list((site / "numpy").rglob("*.cpython-312.pyc"))
+    assert pycs, "numpy is not byte-compiled for python3.12"
+    flags = struct.unpack("<I", pycs[0].read_bytes()[4:8])[0]
+    assert flags == 0b01, "pycs must be hash-based and unchecked (asset zips reset file times)"
+
+
+CLASSIFY = """
+import json, sys
+from pathlib import Path
+from pigeonhole.model.runtime import ModelRuntime
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.parser import BaseModel
+import numpy, onnxruntime
+assert numpy.__file__.startswith(sys.argv[2]), numpy.__file__
+runtime = ModelRuntime.load(Path(sys.argv[1]))
+probs = runtime.predict_proba(["I lost my card, please block it", "how do I top up by bank transfer?"])
+top = probs.argmax(axis=1)
+print(json.dumps({"labels": [runtime.classes[i] for i in top], "confidence": probs.max(axis=1).tolist(),
+                  "python": sys.version.split()[0], "onnxruntime": onnxruntime.__version__}))
+"""
+
+
+def test_layer_loads_the_model_and_classifies_on_python312(runtime_layers: dict[str, Path]) -> None:
+    python = builder.find_python("3.12")
+    if python is None:
+        pytest.skip("no python3.12 here to run the Lambda layer with")
+    if not (REAL_MODEL_DIR / "manifest.json").is_file():
+        pytest.skip("layers/model is not built yet (make model)")
+    site = runtime_layers["x86_64"] / "python"
+    env = {
+        "PYTHONPATH": f"{site}:{REPO_ROOT / 'functions'}",
+        "ORT_DISABLE_TELEMETRY": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PATH": "/usr/bin:/bin",
+    }
+    # -S -s: no site-packages of the interpreter, so every import comes from the layer (as on Lambda).
+    result = subprocess.run(
+        [python, "-S", "-s", "-c", CLASSIFY, str(REAL_MODEL_DIR), str(site)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    print(out)
+    assert out["python"].startswith("3.12")
+    assert len(out["labels"]) == 2
+    assert all(0.0 < p <= 1.0 for p in out["confidence"])
+    assert sys.version_info >= (3, 11)
