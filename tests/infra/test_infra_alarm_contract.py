@@ -27,7 +27,7 @@ SERVICE_PACKAGES = {
 CATALOG_NAMES = {name for name, value in vars(mc).items() if isinstance(value, mc.MetricDef)}
 
 # AWS metrics the alarms may watch, with the dimension sets AWS publishes them under.
-AWS_METRICS = {
+AWS_METRICS: dict[tuple[str, str], set[tuple[str, ...]]] = {
     (defs.NS_SQS, "ApproximateNumberOfMessagesVisible"): {("QueueName",)},
     (defs.NS_SQS, "ApproximateAgeOfOldestMessage"): {("QueueName",)},
     (defs.NS_LAMBDA, "Errors"): {("FunctionName",), ("FunctionName", "Resource")},

@@ -379,7 +379,8 @@ def test_alarms_are_exactly_the_shared_definitions(
 
 def test_alarm_actions_route_by_severity(default_stack: Synthesized) -> None:
     topics = {r["Properties"]["TopicName"]: lid for lid, r in default_stack.of_type("AWS::SNS::Topic").items()}
-    by_name = {d.suffix: d for d in defs.ALARMS} | {cd.suffix: cd for cd in defs.COMPOSITES}  # type: ignore[dict-item]
+    by_name: dict[str, defs.AlarmDef | defs.CompositeAlarmDef] = {d.suffix: d for d in defs.ALARMS}
+    by_name |= {cd.suffix: cd for cd in defs.COMPOSITES}
     kinds = ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm")
     for kind in kinds:
         for r in default_stack.of_type(kind).values():
