@@ -158,6 +158,34 @@ def test_batches_hold_at_most_ten_records(queues: Queues) -> None:
         queues.poller(ok, batch_size=11)
 
 
+def test_the_batching_window_keeps_reading_until_the_batch_is_full(queues: Queues) -> None:
+    queues.send("a", "b", "c")
+    sizes: list[int] = []
+    poller = queues.poller(lambda e, c: sizes.append(len(e["Records"])), batching_window_seconds=30)
+    receive = poller.receive
+    calls = 0
+
+    def receive_while_producer_sends(*args: Any, **kwargs: Any) -> list[Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # messages arrive while the window is open
+            queues.send(*(f"late-{i}" for i in range(8)))
+        return receive(*args, **kwargs)
+
+    poller.receive = receive_while_producer_sends  # type: ignore[method-assign]
+    invocation = poller.poll_once()
+    assert invocation is not None
+    assert sizes == [MAX_BATCH_SIZE]  # the window closed early because the batch filled up
+    assert queues.depth()["visible"] == 1
+
+
+def test_without_a_batching_window_a_batch_is_one_receive(queues: Queues) -> None:
+    queues.send("a", "b")
+    sizes: list[int] = []
+    queues.poller(lambda e, c: sizes.append(len(e["Records"]))).poll_once()
+    assert sizes == [2]
+
+
 def test_context_looks_like_lambdas() -> None:
     ctx = LambdaContext.start("fn", "arn:aws:lambda:us-east-1:123456789012:function:fn:live", timeout_seconds=5)
     assert 0 < ctx.get_remaining_time_in_millis() <= 5000
@@ -169,10 +197,10 @@ def test_context_looks_like_lambdas() -> None:
 def test_handler_receives_a_context(queues: Queues) -> None:
     queues.send("x")
     seen: list[Any] = []
-    queues.poller(lambda e, c: seen.append(c), function_name="pigeonhole-classify").poll_once()
+    queues.poller(lambda e, c: seen.append(c), function_name="pigeonhole-classifier").poll_once()
     (ctx,) = seen
-    assert ctx.function_name == "pigeonhole-classify"
-    assert ctx.invoked_function_arn.startswith("arn:aws:lambda:us-east-1:")
+    assert ctx.function_name == "pigeonhole-classifier"
+    assert ctx.invoked_function_arn == "arn:aws:lambda:us-east-1:123456789012:function:pigeonhole-classifier:live"
     assert ctx.get_remaining_time_in_millis() > 0
 
 

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from pigeonhole_tools.local.emulator import (
+    DEFAULT_BATCHING_WINDOW,
     DEFAULT_PORT,
     DEFAULT_REGION,
     DEFAULT_VISIBILITY_TIMEOUT,
@@ -35,6 +36,9 @@ PrefixOpt = Annotated[str, typer.Option(help="Resource name prefix (ResourceName
 HandlerOpt = Annotated[str, typer.Option(help="The Lambda handler to run, as module:function.")]
 ModelDirOpt = Annotated[
     Path | None, typer.Option(help="Model package directory (default: $PIGEONHOLE_MODEL_DIR, else layers/model).")
+]
+WindowOpt = Annotated[
+    float, typer.Option(min=0, help="The event source mapping's batching window in seconds (infra: 1).")
 ]
 RetryOpt = Annotated[
     int,
@@ -63,6 +67,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Shuffle seed for the sample stream.")] = 7,
     poison: Annotated[bool, typer.Option(help="Inject one event that fails every time, to show the DLQ.")] = True,
     retry_delay: RetryOpt = 1,
+    batching_window: WindowOpt = DEFAULT_BATCHING_WINDOW,
     max_seconds: Annotated[float, typer.Option(help="Give up if the queue has not drained by then.")] = 180.0,
     log_file: Annotated[Path, typer.Option(help="Where the handler's JSON logs and EMF metrics go.")] = Path(
         ".local/demo-handler.log"
@@ -81,6 +86,7 @@ def demo(
         handler=handler,
         model_dir=model_dir,
         retry_delay_seconds=retry_delay,
+        batching_window_seconds=batching_window,
         max_seconds=max_seconds,
         log_file=log_file,
         report_path=report,
@@ -104,6 +110,7 @@ def up(
     handler: HandlerOpt = "pigeonhole.classify.handler:handler",
     model_dir: ModelDirOpt = None,
     retry_delay: RetryOpt = 1,
+    batching_window: WindowOpt = DEFAULT_BATCHING_WINDOW,
     visibility_timeout: Annotated[int, typer.Option(min=1, help="Ingest queue visibility timeout.")] = (
         DEFAULT_VISIBILITY_TIMEOUT
     ),
@@ -144,6 +151,7 @@ def up(
             resources,
             load_handler(handler),
             retry_delay_seconds=retry_delay,
+            batching_window_seconds=batching_window,
             on_invocation=print_invocation(console),
         )
         console.print(banner(resources))

@@ -28,6 +28,7 @@ from rich.table import Table
 
 from pigeonhole import constants as c
 from pigeonhole_tools.local.emulator import (
+    DEFAULT_BATCHING_WINDOW,
     DEFAULT_REGION,
     INPUT_DETAIL_TYPE,
     INPUT_SOURCE,
@@ -497,6 +498,7 @@ class DemoOptions:
     handler: str = DEFAULT_HANDLER
     model_dir: Path | None = None
     retry_delay_seconds: int = 1
+    batching_window_seconds: float = DEFAULT_BATCHING_WINDOW
     max_seconds: float = 180.0
     pause_seconds: float = 0.1
     log_file: Path | None = None
@@ -551,7 +553,12 @@ def run_demo(options: DemoOptions, console: Console) -> DemoReport:
             f"(SQS and the [bold]{resources.input_bus_name}[/] bus) to [bold]{resources.ingest.name}[/]"
         )
         sqs = sqs_client(resources.endpoint, resources.region)
-        poller = SqsEventSourcePoller.for_resources(resources, handler, retry_delay_seconds=options.retry_delay_seconds)
+        poller = SqsEventSourcePoller.for_resources(
+            resources,
+            handler,
+            retry_delay_seconds=options.retry_delay_seconds,
+            batching_window_seconds=options.batching_window_seconds,
+        )
         sent: list[Sent] = []
         stop = threading.Event()
         collector = Collector(resources)

@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,8 @@ from pigeonhole import constants as c
 from pigeonhole.naming import MAX_RECEIVE_COUNT, ResourceNames
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeDefinitionTypeDef, KeySchemaElementTypeDef
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_events.type_defs import TargetTypeDef
     from mypy_boto3_sqs import SQSClient
@@ -35,18 +37,23 @@ if TYPE_CHECKING:
 LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = 4747  # `local up`; tests and the demo take a free port (0)
 DEFAULT_REGION = "us-east-1"
-DEFAULT_VISIBILITY_TIMEOUT = 30  # seconds; Lambda's guidance is >= 6x the function timeout
-DEFAULT_FUNCTION_TIMEOUT = 5  # seconds; the classifier's Lambda timeout in the emulation
+DEFAULT_FUNCTION_TIMEOUT = 30  # seconds; the classifier's Lambda timeout (infra's default)
+DEFAULT_BATCHING_WINDOW = 1  # seconds; the event source mapping's MaximumBatchingWindowInSeconds (infra's default)
+# Lambda's guidance, as infra applies it: visibility timeout = 6 x function timeout + batching window.
+DEFAULT_VISIBILITY_TIMEOUT = 6 * DEFAULT_FUNCTION_TIMEOUT + DEFAULT_BATCHING_WINDOW
+DEFAULT_MEMORY_MB = 1024
 FAKE_CREDENTIAL = "testing"  # moto's conventional fake key, not a secret
 
-# What a producer puts on the input bus, and the rule pattern that forwards it to the ingest queue.
+# What a producer puts on the input bus. The rule is infra's: every detail-type except label feedback
+# (labels go to the feedback queue in AWS; the feedback function is not part of the local runtime).
 INPUT_SOURCE = "pigeonhole.producer"
 INPUT_DETAIL_TYPE = "SupportMessage"
-INPUT_EVENT_PATTERN: dict[str, Any] = {"detail-type": [INPUT_DETAIL_TYPE]}
+INPUT_EVENT_PATTERN: dict[str, Any] = {"detail-type": [{"anything-but": c.FEEDBACK_DETAIL_TYPE}]}
 # What the classifier puts on the output bus, and the local rule that copies it to the sink queue.
 OUTPUT_EVENT_PATTERN: dict[str, Any] = {"source": [c.OUTPUT_SOURCE], "detail-type": [c.OUTPUT_DETAIL_TYPE]}
-# EventBridge target retry policy (the AWS defaults, made explicit as the design asks).
-TARGET_RETRY_POLICY: dict[str, int] = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86_400}
+# EventBridge target retry policy, as infra sets it (8 retries, events older than 2 h are dead-lettered).
+TARGET_RETRY_POLICY: dict[str, int] = {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 7_200}
+ALIAS_NAME = "live"  # the event source mapping invokes this alias
 DLQ_RETENTION_SECONDS = 1_209_600  # 14 days: the maximum, so poison events wait for a human
 
 # Variables that could point a client at a real account or endpoint; unset for the local runtime.
@@ -126,6 +133,11 @@ def sqs_client(endpoint: str, region: str = DEFAULT_REGION, max_attempts: int = 
     return _session(region).client("sqs", endpoint_url=require_loopback(endpoint), config=_config(max_attempts))
 
 
+def dynamodb_client(endpoint: str, region: str = DEFAULT_REGION, max_attempts: int = 3) -> DynamoDBClient:
+    """A DynamoDB client bound to the moto endpoint."""
+    return _session(region).client("dynamodb", endpoint_url=require_loopback(endpoint), config=_config(max_attempts))
+
+
 def events_client(endpoint: str, region: str = DEFAULT_REGION, max_attempts: int = 3) -> EventBridgeClient:
     """An EventBridge client bound to the moto endpoint."""
     return _session(region).client("events", endpoint_url=require_loopback(endpoint), config=_config(max_attempts))
@@ -133,9 +145,30 @@ def events_client(endpoint: str, region: str = DEFAULT_REGION, max_attempts: int
 
 @dataclass(frozen=True)
 class LocalNames:
-    """ResourceNames plus the few resources that exist only locally or are not named there yet."""
+    """ResourceNames plus names the stack uses that pigeonhole.naming does not hold yet.
+
+    The infra/ names (`StackNames`, proposed for pigeonhole.naming) are mirrored here, plus the
+    output sink, which exists only locally. Move them to pigeonhole.naming and this shrinks.
+    """
 
     base: ResourceNames
+
+    @property
+    def input_rule_dlq(self) -> str:
+        """DLQ of the input rule's SQS target (events EventBridge could not deliver)."""
+        return f"{self.base.prefix}-input-rule-dlq"
+
+    @property
+    def classifier_function(self) -> str:
+        return f"{self.base.prefix}-classifier"
+
+    @property
+    def windows_table(self) -> str:
+        return f"{self.base.prefix}-windows"
+
+    @property
+    def predictions_table(self) -> str:
+        return f"{self.base.prefix}-predictions"
 
     @property
     def output_sink(self) -> str:
@@ -147,13 +180,8 @@ class LocalNames:
         return f"{self.base.prefix}-output-to-sink"
 
     @property
-    def input_target_dlq(self) -> str:
-        """DLQ of the input rule's SQS target (events EventBridge could not deliver)."""
-        return f"{self.base.prefix}-input-target-dlq"
-
-    @property
-    def output_target_dlq(self) -> str:
-        return f"{self.base.prefix}-output-sink-target-dlq"
+    def output_rule_dlq(self) -> str:
+        return f"{self.base.prefix}-output-sink-rule-dlq"
 
 
 @dataclass(frozen=True)
@@ -176,20 +204,22 @@ class LocalResources:
     review: QueueRef
     quarantine: QueueRef
     output_sink: QueueRef
-    input_target_dlq: QueueRef
-    output_target_dlq: QueueRef
+    input_rule_dlq: QueueRef
+    output_rule_dlq: QueueRef
     input_bus_name: str
     input_bus_arn: str
     input_rule_name: str
     output_bus_name: str
     output_bus_arn: str
     output_rule_name: str
-    extra: dict[str, str] = field(default_factory=dict)
+    windows_table: str
+    predictions_table: str
+    function_name: str
 
     @property
     def dead_letter_queues(self) -> list[QueueRef]:
         """Where undeliverable or poison events end up; all of them count in the accounting."""
-        return [self.ingest_dlq, self.input_target_dlq, self.output_target_dlq]
+        return [self.ingest_dlq, self.input_rule_dlq, self.output_rule_dlq]
 
     def lambda_environment(self, model_dir: Path) -> dict[str, str]:
         """The classifier function's environment, as the CDK stack sets it, pointed at moto."""
@@ -199,6 +229,8 @@ class LocalResources:
             c.ENV_REVIEW_QUEUE_URL: self.review.url,
             c.ENV_QUARANTINE_QUEUE_URL: self.quarantine.url,
             c.ENV_OUTPUT_BUS_NAME: self.output_bus_name,
+            c.ENV_WINDOWS_TABLE: self.windows_table,
+            c.ENV_PREDICTIONS_TABLE: self.predictions_table,
             c.ENV_SERVICE_NAME: c.DEFAULT_SERVICE,
             c.ENV_METRICS_NAMESPACE: c.DEFAULT_NAMESPACE,
             c.ENV_ORT_TELEMETRY: "1",
@@ -208,11 +240,13 @@ class LocalResources:
     def describe(self) -> dict[str, str]:
         """Flat name → URL/ARN map for printing."""
         out = {"endpoint": self.endpoint, "region": self.region}
-        for key in ("ingest", "ingest_dlq", "review", "quarantine", "output_sink", "input_target_dlq"):
+        for key in ("ingest", "ingest_dlq", "review", "quarantine", "output_sink", "input_rule_dlq"):
             ref: QueueRef = getattr(self, key)
             out[f"{key}_queue_url"] = ref.url
         out["input_bus"] = self.input_bus_name
         out["output_bus"] = self.output_bus_name
+        out["windows_table"] = self.windows_table
+        out["predictions_table"] = self.predictions_table
         return out
 
 
@@ -362,6 +396,22 @@ def _rule_to_queue(
     return rule_arn
 
 
+def _create_table(dynamodb: DynamoDBClient, name: str, *, sort_key: bool) -> None:
+    """On-demand, pk (+ sk) strings, TTL on expires_at: the stack's layout (moto never expires items)."""
+    keys: list[KeySchemaElementTypeDef] = [{"AttributeName": c.TABLE_PARTITION_KEY, "KeyType": "HASH"}]
+    attrs: list[AttributeDefinitionTypeDef] = [{"AttributeName": c.TABLE_PARTITION_KEY, "AttributeType": "S"}]
+    if sort_key:
+        keys.append({"AttributeName": c.TABLE_SORT_KEY, "KeyType": "RANGE"})
+        attrs.append({"AttributeName": c.TABLE_SORT_KEY, "AttributeType": "S"})
+    try:
+        dynamodb.create_table(TableName=name, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST")
+    except dynamodb.exceptions.ResourceInUseException:
+        return
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": c.TABLE_TTL_ATTRIBUTE}
+    )
+
+
 def provision(
     endpoint: str,
     *,
@@ -375,6 +425,7 @@ def provision(
     local = LocalNames(names)
     sqs = sqs_client(endpoint, region, max_attempts)
     events = events_client(endpoint, region, max_attempts)
+    dynamodb = dynamodb_client(endpoint, region, max_attempts)
     dlq_attrs: dict[QueueAttributeNameType, str] = {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)}
 
     ingest_dlq = _create_queue(sqs, names.ingest_dlq, dlq_attrs)
@@ -385,8 +436,10 @@ def provision(
     review = _create_queue(sqs, names.review_queue)
     quarantine = _create_queue(sqs, names.quarantine_queue)
     output_sink = _create_queue(sqs, local.output_sink)
-    input_target_dlq = _create_queue(sqs, local.input_target_dlq, dlq_attrs)
-    output_target_dlq = _create_queue(sqs, local.output_target_dlq, dlq_attrs)
+    input_rule_dlq = _create_queue(sqs, local.input_rule_dlq, dlq_attrs)
+    output_rule_dlq = _create_queue(sqs, local.output_rule_dlq, dlq_attrs)
+    _create_table(dynamodb, local.windows_table, sort_key=True)
+    _create_table(dynamodb, local.predictions_table, sort_key=False)
 
     input_bus_arn = _create_bus(events, names.input_bus)
     output_bus_arn = _create_bus(events, names.output_bus)
@@ -397,8 +450,8 @@ def provision(
         rule=names.input_rule,
         pattern=INPUT_EVENT_PATTERN,
         target=ingest,
-        target_dlq=input_target_dlq,
-        description="Producer events to the ingest queue (the whole envelope; the classifier reads detail)",
+        target_dlq=input_rule_dlq,
+        description="Every event except labels goes to the ingest queue (the whole envelope; detail is read)",
     )
     _rule_to_queue(
         events,
@@ -407,7 +460,7 @@ def provision(
         rule=local.output_rule,
         pattern=OUTPUT_EVENT_PATTERN,
         target=output_sink,
-        target_dlq=output_target_dlq,
+        target_dlq=output_rule_dlq,
         description="Local only: copies EventClassified events to a queue so they can be read back",
     )
     return LocalResources(
@@ -420,14 +473,17 @@ def provision(
         review=review,
         quarantine=quarantine,
         output_sink=output_sink,
-        input_target_dlq=input_target_dlq,
-        output_target_dlq=output_target_dlq,
+        input_rule_dlq=input_rule_dlq,
+        output_rule_dlq=output_rule_dlq,
         input_bus_name=names.input_bus,
         input_bus_arn=input_bus_arn,
         input_rule_name=names.input_rule,
         output_bus_name=names.output_bus,
         output_bus_arn=output_bus_arn,
         output_rule_name=local.output_rule,
+        windows_table=local.windows_table,
+        predictions_table=local.predictions_table,
+        function_name=local.classifier_function,
     )
 
 

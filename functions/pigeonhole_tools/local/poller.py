@@ -7,8 +7,8 @@ failures for SQS to redeliver (and, after maxReceiveCount receives, to move to t
 
 Deliberate deviations from AWS, all labelled in docs/local.md:
 - failed records are made visible again after `retry_delay_seconds` (default 1 s) instead of
-  waiting out the queue's visibility timeout (30 s), so a poison event reaches the DLQ in seconds;
-  `retry_delay_seconds=None` keeps AWS's behaviour;
+  waiting out the queue's visibility timeout (181 s, as infra sets it), so a poison event reaches
+  the DLQ in seconds; `retry_delay_seconds=None` keeps AWS's behaviour;
 - one invocation at a time (the ESM scales to many concurrent pollers and sandboxes);
 - a function timeout is detected after the fact (the handler is not killed), the batch then fails.
 """
@@ -27,7 +27,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pigeonhole.naming import MAX_BATCH_SIZE
-from pigeonhole_tools.local.emulator import DEFAULT_FUNCTION_TIMEOUT, LocalResources, queue_depth, sqs_client
+from pigeonhole_tools.local.emulator import (
+    ALIAS_NAME,
+    DEFAULT_BATCHING_WINDOW,
+    DEFAULT_FUNCTION_TIMEOUT,
+    DEFAULT_MEMORY_MB,
+    LocalResources,
+    queue_depth,
+    sqs_client,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -36,8 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any], Any], Any]
-DEFAULT_FUNCTION_NAME = "pigeonhole-classify"
-DEFAULT_ALIAS = "live"  # the ESM points at the alias that carries provisioned concurrency
+DEFAULT_FUNCTION_NAME = "pigeonhole-classifier"
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account
 DEFAULT_RETRY_DELAY_SECONDS = 1
 DEFAULT_WAIT_TIME_SECONDS = 1  # Lambda long-polls for 20 s; 1 s keeps Ctrl-C and drain checks responsive
@@ -50,7 +57,7 @@ class LambdaContext:
     function_name: str
     invoked_function_arn: str
     aws_request_id: str
-    memory_limit_in_mb: int = 1024
+    memory_limit_in_mb: int = DEFAULT_MEMORY_MB
     function_version: str = "$LATEST"
     log_group_name: str = ""
     log_stream_name: str = ""
@@ -66,7 +73,7 @@ class LambdaContext:
         function_name: str,
         invoked_function_arn: str,
         timeout_seconds: float,
-        memory_limit_in_mb: int = 1024,
+        memory_limit_in_mb: int = DEFAULT_MEMORY_MB,
     ) -> LambdaContext:
         """A context for one invocation starting now (the remaining time counts down from the timeout)."""
         request_id = str(uuid.uuid4())
@@ -238,9 +245,10 @@ class SqsEventSourcePoller:
         visibility_timeout: int | None = None,
         retry_delay_seconds: int | None = DEFAULT_RETRY_DELAY_SECONDS,
         wait_time_seconds: int = DEFAULT_WAIT_TIME_SECONDS,
+        batching_window_seconds: float = 0.0,
         function_name: str = DEFAULT_FUNCTION_NAME,
         function_timeout_seconds: float = DEFAULT_FUNCTION_TIMEOUT,
-        memory_limit_in_mb: int = 1024,
+        memory_limit_in_mb: int = DEFAULT_MEMORY_MB,
         account_id: str = DEFAULT_ACCOUNT,
         on_invocation: Callable[[Invocation], None] | None = None,
     ) -> None:
@@ -255,8 +263,9 @@ class SqsEventSourcePoller:
         self._visibility_timeout = visibility_timeout
         self.retry_delay_seconds = retry_delay_seconds
         self.wait_time_seconds = wait_time_seconds
+        self.batching_window_seconds = batching_window_seconds
         self.function_name = function_name
-        self.function_arn = f"arn:aws:lambda:{region}:{account_id}:function:{function_name}:{DEFAULT_ALIAS}"
+        self.function_arn = f"arn:aws:lambda:{region}:{account_id}:function:{function_name}:{ALIAS_NAME}"
         self.function_timeout_seconds = function_timeout_seconds
         self.memory_limit_in_mb = memory_limit_in_mb
         self._on_invocation = on_invocation
@@ -266,9 +275,12 @@ class SqsEventSourcePoller:
     def for_resources(
         cls, resources: LocalResources, handler: Handler, *, max_attempts: int = 3, **kwargs: Any
     ) -> SqsEventSourcePoller:
-        """A poller on the ingest queue of a provisioned local system (its own SQS client)."""
+        """A poller on the ingest queue of a provisioned local system (its own SQS client), set up as infra sets
+        the event source mapping: the queue's visibility timeout, a 1 s batching window, the function's name."""
         sqs = sqs_client(resources.endpoint, resources.region, max_attempts)
         kwargs.setdefault("visibility_timeout", resources.visibility_timeout)
+        kwargs.setdefault("batching_window_seconds", DEFAULT_BATCHING_WINDOW)
+        kwargs.setdefault("function_name", resources.function_name)
         return cls(
             sqs,
             queue_url=resources.ingest.url,
@@ -286,21 +298,35 @@ class SqsEventSourcePoller:
             self._visibility_timeout = int(attrs["Attributes"]["VisibilityTimeout"])
         return self._visibility_timeout
 
-    def receive(self) -> list[MessageTypeDef]:
+    def receive(self, max_messages: int | None = None, wait_seconds: int | None = None) -> list[MessageTypeDef]:
         response = self._sqs.receive_message(
             QueueUrl=self.queue_url,
-            MaxNumberOfMessages=self.batch_size,
+            MaxNumberOfMessages=max_messages or self.batch_size,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
             VisibilityTimeout=self.visibility_timeout,
-            WaitTimeSeconds=self.wait_time_seconds,
+            WaitTimeSeconds=self.wait_time_seconds if wait_seconds is None else wait_seconds,
         )
         return list(response.get("Messages", []))
 
     def poll_once(self) -> Invocation | None:
-        """One receive; if it returned messages, one invocation. None when the queue had nothing visible."""
+        """Gather one batch and invoke the handler with it; None when the queue had nothing visible.
+
+        With a batching window the ESM keeps reading until the batch is full or the window (counted
+        from the first message) closes, like MaximumBatchingWindowInSeconds.
+        """
         messages = self.receive()
-        return self.invoke(messages) if messages else None
+        if not messages:
+            return None
+        if self.batching_window_seconds > 0:
+            closes = time.monotonic() + self.batching_window_seconds
+            while len(messages) < self.batch_size and (left := closes - time.monotonic()) > 0:
+                more = self.receive(max_messages=self.batch_size - len(messages), wait_seconds=0)
+                if more:
+                    messages.extend(more)
+                else:
+                    time.sleep(min(0.05, left))
+        return self.invoke(messages)
 
     def invoke(self, messages: Sequence[MessageTypeDef]) -> Invocation:
         """Invoke the handler on one batch and settle every message: delete or make visible again."""
