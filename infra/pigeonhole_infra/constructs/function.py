@@ -101,6 +101,8 @@ class PigeonholeFunction(Construct):
             timeout=cdk.Duration.seconds(timeout_s),
             role=self.role,
             log_group=self.log_group,
+            # Adds xray:PutTraceSegments/PutTelemetryRecords on Resource '*' to the role: X-Ray offers no
+            # resource-level permissions for them (acknowledged in nag.py). Metrics need no IAM: they are EMF logs.
             tracing=lambda_.Tracing.ACTIVE,
             environment={**powertools_environment(service, config.log_level), **environment},
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
