@@ -152,3 +152,66 @@ def build_runtime_layer(arch: str, python_version: str = "3.12") -> Path:
     if result.returncode != 0:
         raise RuntimeError(f"runtime layer build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return Path(result.stdout.strip().splitlines()[-1])
+
+
+def write_tiny_onnx_model(target: Path) -> Path:
+    """A real (tiny) TF-IDF + logistic regression ONNX package, for the layer smoke test before
+    layers/model exists. Built here, never committed (training libraries stay out of Lambda)."""
+    import hashlib
+
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import StringTensorType
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from pigeonhole.model.features import NORMALIZATION
+    from pigeonhole.model.manifest import (
+        DataFingerprint,
+        DriftBaseline,
+        FileRef,
+        Histogram,
+        InputField,
+        InputSpec,
+        Manifest,
+        Thresholds,
+    )
+
+    texts = ["i lost my card", "card stolen block it", "my card was lost", "top up by bank transfer", "how to top up"]
+    labels = ["lost_or_stolen_card", "lost_or_stolen_card", "lost_or_stolen_card", "top_up", "top_up"]
+    pipe = Pipeline(
+        [("tfidf", TfidfVectorizer(lowercase=False, token_pattern=r"\b\w+\b")), ("clf", LogisticRegression())]
+    )
+    pipe.fit(texts, labels)
+    onx = convert_sklearn(
+        pipe,
+        initial_types=[("text", StringTensorType([None, 1]))],
+        options={id(pipe.steps[-1][1]): {"zipmap": False}},
+    )
+    data = onx.SerializeToString()
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "model.onnx").write_bytes(data)
+    manifest = Manifest(
+        name="tiny",
+        version="0.0.1-test",
+        created_at="2026-01-01T00:00:00Z",
+        model=FileRef(file="model.onnx", sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data)),
+        classes=[str(c) for c in pipe.classes_],
+        input=InputSpec(fields=[InputField(name="text")], normalization=NORMALIZATION),
+        thresholds=Thresholds(review_confidence=0.5, top_k=2),
+        drift_baseline=DriftBaseline(
+            n_events=5, class_prior=[0.6, 0.4], confidence=Histogram(edges=[0.0, 0.5, 1.0], counts=[2, 3]), features={}
+        ),
+        training_data=DataFingerprint(
+            train_sha256="0" * 64,
+            train_rows=5,
+            eval_sha256="0" * 64,
+            eval_rows=5,
+            text_column="text",
+            label_column="label",
+            source="tests/infra",
+        ),
+        metrics={},
+    )
+    (target / "manifest.json").write_text(manifest.dump(), encoding="utf-8")
+    return target
