@@ -6,11 +6,13 @@ committed BANKING77 model; one wiring test uses the real model through the class
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -79,6 +81,43 @@ def manifest(min_window_events: int = 20, version: str = VERSION) -> Manifest:
         ),
         metrics={"int8": {"accuracy": 0.9}},
     )
+
+
+def write_tiny_model(target: Path) -> Path:
+    """A real (tiny) TF-IDF + logistic regression ONNX package with :func:`manifest`'s classes and
+    baseline, so the classifier handler can run with the recorder before layers/model exists.
+    Built in the test (training libraries never ship)."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import StringTensorType
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    texts = [
+        "when will my card arrive",
+        "my new card has not arrived",
+        "what is the exchange rate",
+        "exchange rate for euros",
+        "i lost my card",
+        "my card was stolen",
+    ]
+    labels = ["card_arrival", "card_arrival", "exchange_rate", "exchange_rate", "lost_card", "lost_card"]
+    pipe = Pipeline(
+        [("tfidf", TfidfVectorizer(lowercase=False, token_pattern=r"\b\w+\b")), ("clf", LogisticRegression(C=50))]
+    )
+    pipe.fit(texts, labels)
+    assert list(pipe.classes_) == CLASSES
+    onx = convert_sklearn(
+        pipe, initial_types=[("text", StringTensorType([None, 1]))], options={id(pipe.steps[-1][1]): {"zipmap": False}}
+    )
+    data = onx.SerializeToString()
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "model.onnx").write_bytes(data)
+    package = manifest().model_copy(
+        update={"model": FileRef(file="model.onnx", sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))}
+    )
+    (target / "manifest.json").write_text(package.dump(), encoding="utf-8")
+    return target
 
 
 def runtime(m: Manifest | None = None) -> ModelRuntime:
