@@ -71,6 +71,8 @@ def test_cdk_cli_synthesizes_with_layers(tmp_path: Path, fake_model_dir: Path, r
             "synth",
             "--no-notices",
             "--quiet",
+            "--app",
+            f"{sys.executable} app.py",  # cdk.json's app, with the interpreter running these tests
             "--output",
             str(out),
             "--context",
