@@ -153,7 +153,7 @@ class InfraConfig:
     # Warm capacity: provisioned concurrency with target tracking, SnapStart, or neither.
     warm_mode: WarmMode = "provisioned"
     provisioned_min: int = 1
-    provisioned_max: int = 10
+    provisioned_max: int = 20  # = max_concurrency: warm capacity can cover every concurrent batch
     provisioned_utilization: float = 0.5
     # Canary deployments (CodeDeploy) of the alias; 0 percent shifts all at once.
     canary_percent: int = 10

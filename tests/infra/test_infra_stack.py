@@ -228,7 +228,7 @@ def test_provisioned_concurrency_with_target_tracking(default_stack: Synthesized
     )
     t.has_resource_properties(
         "AWS::ApplicationAutoScaling::ScalableTarget",
-        {"MinCapacity": 1, "MaxCapacity": 10, "ScalableDimension": "lambda:function:ProvisionedConcurrency"},
+        {"MinCapacity": 1, "MaxCapacity": 20, "ScalableDimension": "lambda:function:ProvisionedConcurrency"},
     )
     t.has_resource_properties(
         "AWS::ApplicationAutoScaling::ScalingPolicy",
