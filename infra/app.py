@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # pigeonhole_infra, when run from another directory
+# pigeonhole_infra, and the `pigeonhole` package that ships (also without an editable install).
+sys.path[:0] = [str(HERE), str(HERE.parent / "functions")]
 
 import aws_cdk as cdk  # noqa: E402
 
