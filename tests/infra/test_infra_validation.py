@@ -20,11 +20,27 @@ CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 def test_cdk_nag_has_no_unacknowledged_findings(which: str, request: pytest.FixtureRequest) -> None:
     """Synthesis raises on any finding; the report must also say every plugin passed."""
     s: Synthesized = request.getfixturevalue(which)
-    report_path = s.outdir / "validation-report.json"
-    if report_path.exists():  # written only when a plugin reports something
-        report = json.loads(report_path.read_text())
-        for plugin in report["pluginReports"]:
-            assert plugin["conclusion"] == "success", plugin["violations"]
+    report = json.loads((s.outdir / "validation-report.json").read_text())
+    for plugin in report["pluginReports"]:  # empty when every plugin passed
+        assert plugin["conclusion"] == "success", plugin["violations"]
+
+
+def test_cdk_nag_is_active(tmp_path: Path) -> None:
+    """The same checks fail a stack with an unencrypted, plain-HTTP, DLQ-less queue: they really run."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_sqs as sqs
+
+    from pigeonhole_infra.nag import add_checks
+
+    app = cdk.App(outdir=str(tmp_path))
+    add_checks(app)
+    stack = cdk.Stack(app, "Bad")
+    sqs.Queue(stack, "Plain", encryption=sqs.QueueEncryption.UNENCRYPTED)
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    rules = {v["ruleName"] for p in report["pluginReports"] for v in p["violations"]}
+    assert {"AwsSolutions-SQS2", "AwsSolutions-SQS3", "AwsSolutions-SQS4"} <= rules
 
 
 def test_every_acknowledgement_has_a_reason(default_stack: Synthesized) -> None:
