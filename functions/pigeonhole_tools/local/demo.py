@@ -37,6 +37,7 @@ from pigeonhole_tools.local.emulator import (
     QueueRef,
     apply_offline_environment,
     default_model_dir,
+    dynamodb_client,
     events_client,
     provision,
     queue_depth,
@@ -290,6 +291,24 @@ def account(sent: Sequence[Sent], landings: Sequence[Landing]) -> Accounting:
     return accounting
 
 
+def window_totals(resources: LocalResources) -> dict[str, int]:
+    """Sum the recorder's window counters (events, review, quarantined) over every window item."""
+    from pigeonhole.drift.layout import REPORT_PREFIX
+
+    dynamodb = dynamodb_client(resources.endpoint, resources.region)
+    totals: Counter[str] = Counter()
+    for page in dynamodb.get_paginator("scan").paginate(TableName=resources.windows_table):
+        for item in page.get("Items", []):
+            pk, sk = item[c.TABLE_PARTITION_KEY].get("S", ""), item[c.TABLE_SORT_KEY].get("S", "")
+            if not pk.startswith("W#") or sk.startswith(REPORT_PREFIX):
+                continue
+            totals["items"] += 1
+            for name in ("n", "rev", "q"):
+                if name in item:
+                    totals[name] += int(item[name].get("N", "0"))
+    return dict(totals)
+
+
 # -- the report ----------------------------------------------------------------------------------
 @dataclass
 class DemoReport:
@@ -304,6 +323,7 @@ class DemoReport:
     runtime_seconds: float
     drain_seconds: float
     log_file: str | None = None
+    window_totals: dict[str, int] = field(default_factory=dict)  # summed window counters (DynamoDB)
 
     @property
     def entered(self) -> int:
@@ -359,6 +379,7 @@ class DemoReport:
             "duplicated": self.accounting.duplicated,
             "strays": len(self.accounting.strays),
             "quarantine_reasons": dict(self.quarantine_reasons()),
+            "window_counters": self.window_totals,
             "labels": dict(Counter(r.get("label") for r in self.results() if r.get("route") == "auto")),
             "handler": {
                 "invocations": len(inv),
@@ -464,6 +485,15 @@ def _accounting_panel(report: DemoReport, data: dict[str, Any]) -> Panel:
         + (f"  (duplicates: {len(acc.duplicated)})" if acc.duplicated else ""),
         f"runtime: {report.runtime_seconds:.1f} s (drain {report.drain_seconds:.1f} s); moto at {report.endpoint}",
     ]
+    totals = report.window_totals
+    if totals:
+        classified = landed["output"] + landed["review"]
+        agree = totals.get("n") == classified and totals.get("q") == landed["quarantine"]
+        mark = "[green]match[/]" if agree else "[yellow]differ from what landed[/]"
+        lines.append(
+            f"window counters (DynamoDB): events {totals.get('n', 0)}, review {totals.get('rev', 0)}, "
+            f"quarantined {totals.get('q', 0)} in {totals.get('items', 0)} item(s): {mark}"
+        )
     if report.log_file:
         lines.append(f"handler logs and EMF metrics: {report.log_file}")
     if acc.lost:
@@ -599,6 +629,7 @@ def run_demo(options: DemoOptions, console: Console) -> DemoReport:
             tick()
         drain_seconds = time.perf_counter() - drain_started
         landings = collector.landings
+        totals = window_totals(resources)
         report = DemoReport(
             endpoint=resources.endpoint,
             events=events,
@@ -609,6 +640,7 @@ def run_demo(options: DemoOptions, console: Console) -> DemoReport:
             runtime_seconds=0.0,
             drain_seconds=drain_seconds,
             log_file=str(options.log_file) if options.log_file else None,
+            window_totals=totals,
         )
     report.runtime_seconds = time.perf_counter() - started
     if options.report_path is not None:
