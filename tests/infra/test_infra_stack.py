@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -489,3 +490,14 @@ def test_function_grants_name_their_tables(default_stack: Synthesized) -> None:
                                 a for a in _as_list(st["Action"]) if a.startswith("dynamodb:")
                             )
         assert granted == expected, function_name
+
+
+def test_code_asset_is_the_pigeonhole_package_only(default_stack: Synthesized) -> None:
+    """Training and local tooling never ship: the functions' asset holds `pigeonhole/` and no caches."""
+    assets = json.loads((default_stack.outdir / "Pigeonhole.assets.json").read_text())["files"]
+    staged = [default_stack.outdir / a["source"]["path"] for a in assets.values()]
+    (code,) = [p for p in staged if (p / "pigeonhole" / "__init__.py").is_file()]
+    assert sorted(p.name for p in code.iterdir()) == ["pigeonhole"]
+    files = [p.relative_to(code).as_posix() for p in code.rglob("*") if p.is_file()]
+    assert "pigeonhole/alarms.py" in files
+    assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc") or "pigeonhole_tools" in f]
