@@ -1,0 +1,168 @@
+"""In-process moto DynamoDB for simulations: the stack's three tables, faster transactions, TTL expiry.
+
+Two things make moto unusable for hundreds of thousands of events, and both are fixed here without
+changing what the code under test sees:
+
+* ``TransactWriteItems`` snapshots a whole table with ``copy.deepcopy`` once *per item* of the
+  transaction (for rollback), so a 50-marker transaction copied the predictions table 50 times and
+  every window got slower than the last. :func:`fast_transactions` makes it copy each table once per
+  transaction. The snapshots are all taken before any item is applied, so one copy per table is the
+  same state; rollback behaves exactly as before.
+* moto never expires TTL items, so markers pile up and each snapshot grows. :meth:`Sandbox.expire`
+  deletes items the simulation knows are dead (markers of events whose window is closed and labelled;
+  window items older than the drift run's lookback + reference), as DynamoDB's TTL would eventually.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pigeonhole import constants as c
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+REGION = "us-east-1"
+_BATCH_WRITE_LIMIT = 25
+
+
+@dataclass(frozen=True)
+class TableNames:
+    windows: str = "harness-windows"
+    predictions: str = "harness-predictions"
+    feedback: str = "harness-feedback"
+
+
+class _SnapshotOncePerTransaction:
+    """Stands in for the ``copy`` module inside moto's DynamoDB backend during one transaction."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def begin(self) -> None:
+        self._local.cache = {}
+
+    def end(self) -> None:
+        self._local.cache = None
+
+    def deepcopy(self, obj: Any, memo: dict[int, Any] | None = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        cache: dict[int, Any] | None = getattr(self._local, "cache", None)
+        if cache is not None and isinstance(obj, Table):
+            if id(obj) not in cache:
+                cache[id(obj)] = copy.deepcopy(obj)
+            return cache[id(obj)]
+        return copy.deepcopy(obj, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
+_install_lock = threading.Lock()
+
+
+@contextmanager
+def fast_transactions() -> Iterator[None]:
+    """Patch moto's DynamoDB backend so a transaction snapshots each table once (see the module doc)."""
+    import moto.dynamodb.models as backend_module
+
+    with _install_lock:
+        shim = _SnapshotOncePerTransaction()
+        original_copy = backend_module.copy
+        original = backend_module.DynamoDBBackend.transact_write_items
+
+        def transact_write_items(self: Any, *args: Any, **kwargs: Any) -> Any:
+            shim.begin()
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                shim.end()
+
+        backend_module.copy = shim  # type: ignore[assignment]
+        backend_module.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        with _install_lock:
+            backend_module.copy = original_copy
+            backend_module.DynamoDBBackend.transact_write_items = original  # type: ignore[method-assign]
+
+
+def create_tables(client: DynamoDBClient, names: TableNames) -> None:
+    """The stack's layout: windows pk+sk, predictions pk, feedback pk (all strings); TTL on expires_at."""
+    for name, sort_key in ((names.windows, True), (names.predictions, False), (names.feedback, False)):
+        keys: list[Any] = [{"AttributeName": c.TABLE_PARTITION_KEY, "KeyType": "HASH"}]
+        attrs: list[Any] = [{"AttributeName": c.TABLE_PARTITION_KEY, "AttributeType": "S"}]
+        if sort_key:
+            keys.append({"AttributeName": c.TABLE_SORT_KEY, "KeyType": "RANGE"})
+            attrs.append({"AttributeName": c.TABLE_SORT_KEY, "AttributeType": "S"})
+        client.create_table(TableName=name, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST")
+        client.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": c.TABLE_TTL_ATTRIBUTE}
+        )
+
+
+class Sandbox:
+    """moto (``mock_aws``) with the tables created and fast transactions; use as a context manager.
+
+    Every boto3 client must be created inside it (a client made before the mock starts is not mocked).
+    """
+
+    def __init__(self, names: TableNames | None = None, region: str = REGION) -> None:
+        self.names = names or TableNames()
+        self.region = region
+        self._stack: list[Any] = []
+        self.client: DynamoDBClient | None = None
+
+    def __enter__(self) -> Sandbox:
+        import boto3
+        from botocore.config import Config
+        from moto import mock_aws
+
+        mock = mock_aws()
+        mock.start()
+        self._stack.append(mock.stop)
+        fast = fast_transactions()
+        fast.__enter__()
+        self._stack.append(lambda: fast.__exit__(None, None, None))
+        self.client = boto3.Session(region_name=self.region).client(
+            "dynamodb", config=Config(retries={"max_attempts": 1})
+        )
+        create_tables(self.client, self.names)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self._stack:
+            self._stack.pop()()
+
+    @property
+    def dynamodb(self) -> DynamoDBClient:
+        if self.client is None:
+            raise RuntimeError("the sandbox is not started")
+        return self.client
+
+    def session(self) -> Any:
+        import boto3
+
+        return boto3.Session(region_name=self.region)
+
+    def expire(self, table: str, keys: Iterable[dict[str, str]]) -> int:
+        """Delete items by key (what TTL would do later); returns how many delete requests were sent."""
+        pending: Sequence[dict[str, str]] = list(keys)
+        sent = 0
+        for start in range(0, len(pending), _BATCH_WRITE_LIMIT):
+            requests: Any = [
+                {"DeleteRequest": {"Key": {k: {"S": v} for k, v in key.items()}}}
+                for key in pending[start : start + _BATCH_WRITE_LIMIT]
+            ]
+            while requests:
+                out = self.dynamodb.batch_write_item(RequestItems={table: requests})
+                requests = (out.get("UnprocessedItems") or {}).get(table, [])
+            sent += len(pending[start : start + _BATCH_WRITE_LIMIT])
+        return sent
