@@ -1,0 +1,360 @@
+"""`pigeonhole model build`: data -> trained recipe -> ONNX fp32 -> int8 -> gates -> package.
+
+Splits (all stratified, seeded):
+  eval        --eval-data, or a held-out share of --data; measures fp32 and int8, feeds the drift baseline
+  validation  carved from the training rows, never from eval; chooses the review threshold
+  train       the rest; fits the featurizer and the MLP
+
+Gates (the package is refused, nothing written to --out): int8 not dominating the weight bytes,
+int8 accuracy more than --max-accuracy-drop below fp32, or a staged package that fails to load or
+to reproduce the build's probabilities.
+"""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import onnx
+from numpy.typing import NDArray
+
+from pigeonhole.constants import MODEL_FILE
+from pigeonhole.model.features import NORMALIZATION, normalize_batch
+from pigeonhole.model.manifest import DataFingerprint, InputField, InputSpec, Manifest, Thresholds
+from pigeonhole.model.session import make_session, run_probabilities
+from pigeonhole_tools.training import baseline as baseline_mod
+from pigeonhole_tools.training import defaults as d
+from pigeonhole_tools.training import evaluate, export, package, quantize
+from pigeonhole_tools.training.data import LabelledData, load_labelled, stratified_split, take
+from pigeonhole_tools.training.errors import BuildRefusedError, DataError
+from pigeonhole_tools.training.progress import Reporter
+from pigeonhole_tools.training.train import TrainedModel, TrainParams, train
+
+LIBRARIES = ("numpy", "scipy", "scikit-learn", "skl2onnx", "onnx", "onnxruntime", "pydantic")
+SELF_CHECK_EVENTS = 64
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything a build depends on; recorded in the manifest so the build can be repeated."""
+
+    data: Path
+    name: str
+    version: str
+    out: Path
+    text_column: str = "text"
+    label_column: str = "category"
+    eval_data: Path | None = None
+    params: TrainParams = field(default_factory=TrainParams)
+    eval_fraction: float = d.EVAL_FRACTION
+    validation_fraction: float = d.VALIDATION_FRACTION
+    max_accuracy_drop: float = d.MAX_ACCURACY_DROP
+    target_auto_precision: float = d.TARGET_AUTO_PRECISION
+    min_int8_share: float = d.MIN_INT8_SHARE
+    threads: int = d.THREADS
+    latency_repeats: int = d.LATENCY_REPEATS
+    input_field: str = d.INPUT_FIELD
+    max_chars: int = d.MAX_CHARS
+    top_k: int = d.TOP_K
+    opset: int = d.OPSET
+    command: str = ""
+
+
+@dataclass(frozen=True)
+class Splits:
+    train_texts: list[str]  # normalized, for scikit-learn
+    train_labels: list[str]
+    validation_texts: list[str]  # raw: scored through run_probabilities, which normalizes
+    validation_labels: list[str]
+    eval_texts: list[str]  # raw
+    eval_labels: list[str]
+    train_file: LabelledData
+    eval_file: LabelledData | None
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Eval-set probabilities of both graphs and the scikit-learn reference, with their metrics."""
+
+    fp32: NDArray[np.float32]
+    int8: NDArray[np.float32]
+    sklearn: NDArray[np.float32]
+    metrics_fp32: dict[str, object]
+    metrics_int8: dict[str, object]
+
+    @property
+    def accuracy_drop(self) -> float:
+        return _float(self.metrics_fp32["accuracy"]) - _float(self.metrics_int8["accuracy"])
+
+
+def _float(value: object) -> float:
+    if not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def make_splits(opts: BuildOptions, ui: Reporter) -> Splits:
+    """Read the data and carve eval (if not given) and validation, both stratified and seeded."""
+    seed = opts.params.seed
+    train_file = load_labelled(opts.data, opts.text_column, opts.label_column)
+    texts, labels = train_file.texts, train_file.labels
+    eval_file: LabelledData | None = None
+    if opts.eval_data is not None:
+        eval_file = load_labelled(opts.eval_data, opts.text_column, opts.label_column)
+        eval_texts, eval_labels = eval_file.texts, eval_file.labels
+    else:
+        kept, held = stratified_split(labels, opts.eval_fraction, seed)
+        eval_texts, eval_labels = take(texts, held), take(labels, held)
+        texts, labels = take(texts, kept), take(labels, kept)
+    kept, val = stratified_split(labels, opts.validation_fraction, seed + 1)
+    split = Splits(
+        train_texts=normalize_batch(take(texts, kept)),
+        train_labels=take(labels, kept),
+        validation_texts=take(texts, val),
+        validation_labels=take(labels, val),
+        eval_texts=eval_texts,
+        eval_labels=eval_labels,
+        train_file=train_file,
+        eval_file=eval_file,
+    )
+    unknown = sorted(set(split.eval_labels) - set(split.train_labels))
+    if unknown:
+        raise DataError(f"the eval data has labels the training data lacks: {unknown[:10]}")
+    ui.info(
+        f"rows: {len(split.train_texts)} train, {len(split.validation_texts)} validation (threshold), "
+        f"{len(split.eval_texts)} eval; {len(set(split.train_labels))} classes"
+    )
+    return split
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            versions[lib] = "absent"
+    return versions
+
+
+def _indices(labels: list[str], classes: list[str]) -> NDArray[np.int64]:
+    index = {c: i for i, c in enumerate(classes)}
+    return np.asarray([index[label] for label in labels], dtype=np.int64)
+
+
+def _score(
+    model: TrainedModel, fp32_path: Path, int8_path: Path, split: Splits, spec: InputSpec, threads: int
+) -> Scored:
+    """Both graphs through the runtime's own session factory and `run_probabilities`."""
+    io_names = (spec.onnx_input, spec.onnx_probabilities_output)
+    y = _indices(split.eval_labels, model.classes)
+    p_fp32 = run_probabilities(make_session(fp32_path.read_bytes(), threads=threads), split.eval_texts, *io_names)
+    p_int8 = run_probabilities(make_session(int8_path.read_bytes(), threads=threads), split.eval_texts, *io_names)
+    return Scored(
+        fp32=p_fp32,
+        int8=p_int8,
+        sklearn=model.predict_proba(normalize_batch(split.eval_texts)),
+        metrics_fp32=evaluate.classification_metrics(p_fp32, y, model.classes),
+        metrics_int8=evaluate.classification_metrics(p_int8, y, model.classes),
+    )
+
+
+def _threshold(
+    int8_path: Path, split: Splits, classes: list[str], scored: Scored, spec: InputSpec, opts: BuildOptions
+) -> dict[str, object]:
+    """Choose the review threshold on validation (int8, the shipped graph); report it on eval too."""
+    session = make_session(int8_path.read_bytes(), threads=opts.threads)
+    p_val = run_probabilities(session, split.validation_texts, spec.onnx_input, spec.onnx_probabilities_output)
+    y_val = _indices(split.validation_labels, classes)
+    choice = evaluate.select_threshold(p_val.max(axis=1), p_val.argmax(axis=1) == y_val, opts.target_auto_precision)
+    y_eval = _indices(split.eval_labels, classes)
+    coverage, auto_accuracy = evaluate.routed(
+        scored.int8.max(axis=1), scored.int8.argmax(axis=1) == y_eval, choice.threshold
+    )
+    return {
+        "target_auto_precision": opts.target_auto_precision,
+        "review_confidence": choice.threshold,
+        "reached_target": choice.reached_target,
+        "chosen_on": "validation split of the training data (int8 graph)",
+        "validation": {"n_events": choice.n_events, "coverage": choice.coverage, "auto_accuracy": choice.auto_accuracy},
+        "eval": {"n_events": int(y_eval.size), "coverage": coverage, "auto_accuracy": auto_accuracy},
+    }
+
+
+def _routing_summary(threshold: dict[str, object]) -> str:
+    parts = []
+    for split_name in ("validation", "eval"):
+        numbers = threshold[split_name]
+        if isinstance(numbers, dict):
+            parts.append(
+                f"{split_name}: {numbers['coverage']:.1%} auto-routed at {numbers['auto_accuracy']:.4f} accuracy"
+            )
+    return "; ".join(parts)
+
+
+def _latency(fp32_path: Path, int8_path: Path, texts: list[str], spec: InputSpec, repeats: int) -> dict[str, object]:
+    """Per event and per batch of 10 at 1 thread, through the runtime path; medians."""
+    io_names = (spec.onnx_input, spec.onnx_probabilities_output)
+    result: dict[str, object] = {"threads": 1}
+    for label, path in (("fp32", fp32_path), ("int8", int8_path)):
+        session = make_session(path.read_bytes(), threads=1)
+        result[label] = evaluate.measure_latency(session, texts, *io_names, repeats=repeats)
+    return result
+
+
+def _build_info(opts: BuildOptions, model: TrainedModel, split: Splits) -> dict[str, object]:
+    return {
+        "command": opts.command,
+        "libraries": library_versions(),
+        "platform": platform.platform(),
+        "seed": opts.params.seed,
+        "parameters": {
+            **opts.params.as_dict(),
+            "n_features": model.n_features,
+            "eval_fraction": None if opts.eval_data else opts.eval_fraction,
+            "validation_fraction": opts.validation_fraction,
+            "max_accuracy_drop": opts.max_accuracy_drop,
+            "target_auto_precision": opts.target_auto_precision,
+            "min_int8_share": opts.min_int8_share,
+            "opset": opts.opset,
+            "threads": opts.threads,
+            "featurizer": "FeatureUnion(tfidf word n-grams token_pattern=\\b\\w+\\b, tfidf char n-grams), "
+            "lowercase=False (normalize_text lower-cases in Python)",
+            "classifier": "MLPClassifier(relu, adam), one partial_fit per epoch, seeded shuffle",
+            "quantization": "onnxruntime.quantization.quantize_dynamic QInt8, no pre-processing",
+        },
+        "data": {
+            "train": split.train_file.fingerprint(),
+            "eval": split.eval_file.fingerprint() if split.eval_file else None,
+            "rows_used": {
+                "train": len(split.train_texts),
+                "validation": len(split.validation_texts),
+                "eval": len(split.eval_texts),
+            },
+        },
+    }
+
+
+def _training_record(model: TrainedModel) -> dict[str, object]:
+    return {
+        "seconds": round(model.seconds, 2),
+        "n_features": model.n_features,
+        "epochs": [
+            {
+                "epoch": r.epoch,
+                "loss": round(r.loss, 6),
+                "validation_accuracy": r.monitor_accuracy,
+                "seconds": round(r.seconds, 2),
+            }
+            for r in model.history
+        ],
+    }
+
+
+def run_build(opts: BuildOptions, ui: Reporter | None = None) -> Manifest:
+    """Build, gate and install a package into opts.out; raise DataError / BuildRefusedError otherwise."""
+    ui = ui or Reporter()
+    with ui.step("Reading and splitting the data"):
+        split = make_splits(opts, ui)
+    with ui.epochs(opts.params.epochs) as on_epoch:
+        monitor = (normalize_batch(split.validation_texts), split.validation_labels)
+        model = train(split.train_texts, split.train_labels, opts.params, monitor=monitor, on_epoch=on_epoch)
+    ui.info(f"trained on {model.n_features} features in {model.seconds:.1f} s")
+    classes = model.classes
+    spec = InputSpec(fields=[InputField(name=opts.input_field, max_chars=opts.max_chars)], normalization=NORMALIZATION)
+
+    with tempfile.TemporaryDirectory(prefix="pigeonhole-build-") as scratch_name:
+        scratch = Path(scratch_name)
+        fp32_path, int8_path = scratch / "model.fp32.onnx", scratch / "model.int8.onnx"
+        with ui.step("Exporting to ONNX (fp32)"):
+            export.save(export.to_onnx(model, spec.onnx_input, spec.onnx_probabilities_output, opts.opset), fp32_path)
+        with ui.step("Quantizing to int8 (dynamic, QInt8)"):
+            quantize.quantize_int8(fp32_path, int8_path)
+            weights = quantize.weight_report(onnx.load(str(int8_path)))
+        ui.info(f"int8 holds {weights.int8_share:.1%} of the initializer bytes")
+        quantize.check_int8(weights, opts.min_int8_share)
+
+        with ui.step("Evaluating fp32 and int8 through the runtime path"):
+            scored = _score(model, fp32_path, int8_path, split, spec, opts.threads)
+        acc_fp32, acc_int8 = _float(scored.metrics_fp32["accuracy"]), _float(scored.metrics_int8["accuracy"])
+        ui.info(f"eval accuracy fp32 {acc_fp32:.4f}, int8 {acc_int8:.4f} (drop {scored.accuracy_drop:+.4f})")
+        if scored.accuracy_drop > opts.max_accuracy_drop:
+            raise BuildRefusedError(
+                f"int8 accuracy {acc_int8:.4f} is {scored.accuracy_drop:.4f} below fp32 {acc_fp32:.4f}, more than "
+                f"--max-accuracy-drop {opts.max_accuracy_drop}: not packaging this model"
+            )
+
+        with ui.step("Choosing the review threshold on the validation split"):
+            threshold = _threshold(int8_path, split, classes, scored, spec, opts)
+        review_confidence = _float(threshold["review_confidence"])
+        if not threshold["reached_target"]:
+            ui.warn(
+                f"no threshold reaches auto-routed accuracy {opts.target_auto_precision} on validation: "
+                "every event goes to review (threshold 1.0)"
+            )
+        ui.info(f"review threshold {review_confidence:.4f} ({_routing_summary(threshold)})")
+        with ui.step("Measuring latency (1 thread, median)"):
+            latency = _latency(fp32_path, int8_path, split.eval_texts, spec, opts.latency_repeats)
+        with ui.step("Computing the drift baseline (int8, eval set)"):
+            vocabulary = model.unigram_vocabulary()
+            drift = baseline_mod.drift_baseline(
+                normalize_batch(split.eval_texts), scored.int8, frozenset(vocabulary), len(classes)
+            )
+
+        fp32_size, int8_size = fp32_path.stat().st_size, int8_path.stat().st_size
+        metrics: dict[str, object] = {
+            "eval_set": {
+                "source": str(opts.eval_data) if opts.eval_data else f"{opts.data} (stratified hold-out)",
+                "n_events": len(split.eval_texts),
+            },
+            "fp32": {**scored.metrics_fp32, "size_bytes": fp32_size},
+            "int8": {**scored.metrics_int8, "size_bytes": int8_size},
+            "accuracy_drop": scored.accuracy_drop,
+            "max_accuracy_drop": opts.max_accuracy_drop,
+            "fp32_vs_int8": evaluate.agreement(scored.fp32, scored.int8),
+            "sklearn_vs_onnx_fp32": evaluate.agreement(scored.sklearn, scored.fp32),
+            "sizes": {"fp32_bytes": fp32_size, "int8_bytes": int8_size, "int8_to_fp32": int8_size / fp32_size},
+            "quantization": {"weight_type": "QInt8", "method": "dynamic", **weights.as_dict()},
+            "latency": latency,
+            "review_threshold": threshold,
+            "training": _training_record(model),
+        }
+        fingerprint = DataFingerprint(
+            train_sha256=split.train_file.sha256,
+            train_rows=split.train_file.rows,
+            eval_sha256=split.eval_file.sha256 if split.eval_file else split.train_file.sha256,
+            eval_rows=len(split.eval_texts),
+            text_column=opts.text_column,
+            label_column=opts.label_column,
+            source=str(opts.data),
+        )
+
+        with ui.step("Writing and self-checking the package"):
+            staging = scratch / "package"
+            staging.mkdir()
+            (staging / MODEL_FILE).write_bytes(int8_path.read_bytes())
+            manifest = Manifest(
+                name=opts.name,
+                version=opts.version,
+                created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                model=package.file_ref(staging / MODEL_FILE),
+                vocabulary=package.write_vocabulary(vocabulary, staging / package.VOCAB_FILE),
+                classes=classes,
+                input=spec,
+                thresholds=Thresholds(review_confidence=review_confidence, top_k=min(opts.top_k, len(classes))),
+                drift_baseline=drift,
+                training_data=fingerprint,
+                metrics=metrics,
+                build=_build_info(opts, model, split),
+            )
+            package.write_manifest(manifest, staging)
+            n_check = min(SELF_CHECK_EVENTS, len(split.eval_texts))
+            package.self_check(staging, split.eval_texts[:n_check], scored.int8[:n_check])
+            package.install(staging, opts.out)
+            package.self_check(opts.out, split.eval_texts[:n_check], scored.int8[:n_check])
+    return manifest

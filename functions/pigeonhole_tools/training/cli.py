@@ -1,0 +1,175 @@
+"""`pigeonhole model …`: build a model package, or verify one as the runtime would load it."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from pigeonhole.model.manifest import Manifest
+from pigeonhole_tools.training import defaults as d
+
+model_app = typer.Typer(help="Build and inspect model packages.", no_args_is_help=True)
+
+EXIT_DATA_ERROR = 2
+EXIT_REFUSED = 3
+
+_TRAINING = "Training"
+_GATES = "Release gates"
+_PACKAGE = "Package"
+
+
+@model_app.command("build")
+def build(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option("--data", help="Labelled training data (.csv with a header, or .jsonl).")],
+    name: Annotated[str, typer.Option("--name", help="Model name recorded in the manifest.", rich_help_panel=_PACKAGE)],
+    version: Annotated[str, typer.Option("--version", help="Model version, e.g. 1.0.0.", rich_help_panel=_PACKAGE)],
+    out: Annotated[Path, typer.Option("--out", help="Package directory (model.onnx, manifest.json, vocab.txt).")],
+    text_column: Annotated[str, typer.Option("--text-column", help="Column with the text.")] = "text",
+    label_column: Annotated[str, typer.Option("--label-column", help="Column with the label.")] = "category",
+    eval_data: Annotated[
+        Path | None,
+        typer.Option("--eval-data", help="Labelled test data; without it a stratified share of --data is held out."),
+    ] = None,
+    eval_fraction: Annotated[
+        float, typer.Option(min=0.01, max=0.5, help="Held-out share of --data when --eval-data is absent.")
+    ] = d.EVAL_FRACTION,
+    validation_fraction: Annotated[
+        float, typer.Option(min=0.01, max=0.5, help="Share of the training rows that chooses the review threshold.")
+    ] = d.VALIDATION_FRACTION,
+    epochs: Annotated[int, typer.Option(min=1, rich_help_panel=_TRAINING)] = d.EPOCHS,
+    hidden: Annotated[int, typer.Option(min=1, help="MLP hidden units.", rich_help_panel=_TRAINING)] = d.HIDDEN,
+    batch_size: Annotated[int, typer.Option(min=1, rich_help_panel=_TRAINING)] = d.BATCH_SIZE,
+    alpha: Annotated[float, typer.Option(min=0.0, help="L2 penalty.", rich_help_panel=_TRAINING)] = d.ALPHA,
+    learning_rate: Annotated[
+        float, typer.Option(min=1e-7, help="Adam step size.", rich_help_panel=_TRAINING)
+    ] = d.LEARNING_RATE,
+    seed: Annotated[
+        int, typer.Option(help="Seeds splits, initialization and shuffling.", rich_help_panel=_TRAINING)
+    ] = d.SEED,
+    max_accuracy_drop: Annotated[
+        float, typer.Option(min=0.0, help="Refuse if int8 accuracy is this far below fp32.", rich_help_panel=_GATES)
+    ] = d.MAX_ACCURACY_DROP,
+    min_int8_share: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Refuse if int8 holds less of the weight bytes.", rich_help_panel=_GATES),
+    ] = d.MIN_INT8_SHARE,
+    target_auto_precision: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Accuracy the auto-routed events must reach on validation."),
+    ] = d.TARGET_AUTO_PRECISION,
+    threads: Annotated[int, typer.Option(min=1, help="onnxruntime threads for the accuracy passes.")] = d.THREADS,
+    latency_repeats: Annotated[int, typer.Option(min=1, help="Timed runs per latency figure.")] = d.LATENCY_REPEATS,
+    input_field: Annotated[
+        str, typer.Option(help="Event field the model reads.", rich_help_panel=_PACKAGE)
+    ] = d.INPUT_FIELD,
+    max_chars: Annotated[
+        int, typer.Option(min=1, help="Longest accepted text.", rich_help_panel=_PACKAGE)
+    ] = d.MAX_CHARS,
+    top_k: Annotated[int, typer.Option(min=1, help="Scores per output event.", rich_help_panel=_PACKAGE)] = d.TOP_K,
+) -> None:
+    """Train, export, quantize, evaluate and package a text classifier; refuse a package that fails a gate."""
+    from pigeonhole_tools.training.build import BuildOptions, run_build
+    from pigeonhole_tools.training.errors import BuildRefusedError, DataError
+    from pigeonhole_tools.training.progress import Reporter
+    from pigeonhole_tools.training.train import TrainParams
+
+    err = Console(stderr=True)
+    options = BuildOptions(
+        data=data,
+        name=name,
+        version=version,
+        out=out,
+        text_column=text_column,
+        label_column=label_column,
+        eval_data=eval_data,
+        params=TrainParams(
+            hidden=hidden, epochs=epochs, batch_size=batch_size, alpha=alpha, learning_rate=learning_rate, seed=seed
+        ),
+        eval_fraction=eval_fraction,
+        validation_fraction=validation_fraction,
+        max_accuracy_drop=max_accuracy_drop,
+        target_auto_precision=target_auto_precision,
+        min_int8_share=min_int8_share,
+        threads=threads,
+        latency_repeats=latency_repeats,
+        input_field=input_field,
+        max_chars=max_chars,
+        top_k=top_k,
+        command=_command_line(ctx),
+    )
+    try:
+        manifest = run_build(options, Reporter(err))
+    except DataError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}\nnothing was written to {out}", soft_wrap=True)
+        raise typer.Exit(EXIT_DATA_ERROR) from exc
+    except BuildRefusedError as exc:
+        err.print(f"[red]refused:[/red] {escape(str(exc))}\nnothing was written to {out}", soft_wrap=True)
+        raise typer.Exit(EXIT_REFUSED) from exc
+    Console().print(summary_table(manifest))
+    err.print(f"[green]wrote[/green] {out} ({manifest.name} {manifest.version}, sha256 {manifest.model.sha256[:12]}…)")
+
+
+@model_app.command("verify")
+def verify(model_dir: Annotated[Path, typer.Argument(help="A package directory, e.g. layers/model.")]) -> None:
+    """Load a package exactly as the classifier does (hash check included) and print its numbers."""
+    from pigeonhole.model.runtime import ModelRuntime
+
+    runtime = ModelRuntime.load(model_dir)
+    Console().print(summary_table(runtime.manifest))
+
+
+def _command_line(ctx: typer.Context) -> str:
+    """The build as one explicit command, every option spelled out (defaults too): rerunning it rebuilds."""
+    words = ["pigeonhole", "model", "build"]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if value is None or not param.opts:
+            continue
+        words += [param.opts[0], str(value)]
+    return shlex.join(words)
+
+
+def _get(tree: object, *path: str) -> object:
+    for key in path:
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
+def _fmt(value: object, spec: str = ".4f") -> str:
+    return format(value, spec) if isinstance(value, int | float) else "–"
+
+
+def summary_table(manifest: Manifest) -> Table:
+    """The headline numbers of a package: quality, agreement, size, latency, threshold."""
+    m = manifest.metrics
+    table = Table(title=f"{manifest.name} {manifest.version}", show_header=True)
+    table.add_column("measure")
+    table.add_column("fp32", justify="right")
+    table.add_column("int8", justify="right")
+    for label, key in (("accuracy", "accuracy"), ("macro-F1", "macro_f1"), ("ECE (15 bins)", "ece_15")):
+        table.add_row(label, _fmt(_get(m, "fp32", key)), _fmt(_get(m, "int8", key)))
+    table.add_row(
+        "size (MB)", _fmt(_mb(_get(m, "sizes", "fp32_bytes")), ".2f"), _fmt(_mb(_get(m, "sizes", "int8_bytes")), ".2f")
+    )
+    for label, key in (("latency, 1 event (ms)", "single_event_ms"), ("latency, 10 events (ms)", "batch_of_10_ms")):
+        table.add_row(label, _fmt(_get(m, "latency", "fp32", key), ".3f"), _fmt(_get(m, "latency", "int8", key), ".3f"))
+    table.add_row("top-1 agreement fp32/int8", "", _fmt(_get(m, "fp32_vs_int8", "top1_agreement")))
+    table.add_row("max |Δp| fp32/int8", "", _fmt(_get(m, "fp32_vs_int8", "max_abs_prob_diff")))
+    table.add_row("int8 share of weight bytes", "", _fmt(_get(m, "quantization", "int8_share")))
+    table.add_row("review threshold", "", _fmt(manifest.thresholds.review_confidence))
+    table.add_row("auto-routed share (eval)", "", _fmt(_get(m, "review_threshold", "eval", "coverage")))
+    table.add_row("auto-routed accuracy (eval)", "", _fmt(_get(m, "review_threshold", "eval", "auto_accuracy")))
+    return table
+
+
+def _mb(value: object) -> float | None:
+    return value / 1e6 if isinstance(value, int | float) else None

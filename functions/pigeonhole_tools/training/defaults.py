@@ -1,0 +1,30 @@
+"""Build defaults in one light module: the CLI reads them without importing scikit-learn or onnx.
+
+The recipe defaults are the ones that built the committed BANKING77 package (see docs/model.md).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+HIDDEN: Final = 128
+EPOCHS: Final = 8
+BATCH_SIZE: Final = 64
+ALPHA: Final = 1e-4
+LEARNING_RATE: Final = 1e-3
+SEED: Final = 0
+WORD_NGRAMS: Final = (1, 2)
+CHAR_NGRAMS: Final = (1, 4)
+MIN_DF: Final = 1
+
+EVAL_FRACTION: Final = 0.2  # held out from --data only when --eval-data is absent
+VALIDATION_FRACTION: Final = 0.1  # carved from the training rows to choose the review threshold
+MAX_ACCURACY_DROP: Final = 0.01
+TARGET_AUTO_PRECISION: Final = 0.97
+MIN_INT8_SHARE: Final = 0.5
+THREADS: Final = 1
+LATENCY_REPEATS: Final = 200
+INPUT_FIELD: Final = "text"
+MAX_CHARS: Final = 2000
+TOP_K: Final = 3
+OPSET: Final = 17

@@ -1,0 +1,284 @@
+"""The build command end to end on tiny synthetic data: the package, determinism and every refusal gate."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+from typer.testing import CliRunner
+
+from pigeonhole.constants import MANIFEST_FILE, MODEL_FILE
+from pigeonhole.model.manifest import FileRef, load_manifest, sha256_file
+from pigeonhole.model.runtime import ModelRuntime
+from pigeonhole_tools.training import package, quantize
+from pigeonhole_tools.training.cli import EXIT_DATA_ERROR, EXIT_REFUSED, model_app
+
+_TOPICS = {
+    "card_lost": ["lost", "stolen", "missing", "thief"],
+    "exchange": ["rate", "currency", "euros", "conversion"],
+    "top_up": ["topup", "reload", "deposit", "add funds"],
+    "transfer": ["transfer", "wire", "send", "recipient"],
+    "pin": ["pin", "code", "blocked", "unlock"],
+}
+_FILLER = ["please", "help", "my", "the", "today", "urgent", "hi", "account", "card", "why", "is", "can you"]
+
+
+def _rows(n_per_class: int, seed: int) -> list[dict[str, str]]:
+    rng = random.Random(seed)
+    rows = []
+    for label, keywords in _TOPICS.items():
+        for _ in range(n_per_class):
+            words = [*rng.sample(_FILLER, 3), *rng.sample(keywords, 2)]
+            rng.shuffle(words)
+            text = " ".join(words)
+            rows.append({"text": text.upper() if rng.random() < 0.2 else text, "category": label})
+    rng.shuffle(rows)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("synthetic")
+    for name, rows in (("train.csv", _rows(60, 1)), ("test.csv", _rows(20, 2))):
+        with (directory / name).open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, ["text", "category"])
+            writer.writeheader()
+            writer.writerows(rows)
+    with (directory / "all.jsonl").open("w", encoding="utf-8") as fh:
+        for row in _rows(60, 3):
+            fh.write(json.dumps({"utterance": row["text"], "intent": row["category"]}) + "\n")
+    return directory
+
+
+def _args(data_dir: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "build",
+        "--data",
+        str(data_dir / "train.csv"),
+        "--eval-data",
+        str(data_dir / "test.csv"),
+        "--name",
+        "synthetic",
+        "--version",
+        "0.1.0",
+        "--out",
+        str(out),
+        "--epochs",
+        "25",
+        "--hidden",
+        "16",
+        "--batch-size",
+        "32",
+        "--latency-repeats",
+        "5",
+        "--target-auto-precision",
+        "0.9",
+        *extra,
+    ]
+
+
+def _invoke(args: list[str]) -> tuple[int, str]:
+    result = CliRunner().invoke(model_app, args)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def built(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("package") / "model"
+    code, output = _invoke(_args(data_dir, out))
+    assert code == 0, output
+    return out, output
+
+
+def test_the_package_has_exactly_its_files_and_loads(built: tuple[Path, str]) -> None:
+    out, _ = built
+    assert sorted(p.name for p in out.iterdir()) == sorted([MODEL_FILE, MANIFEST_FILE, package.VOCAB_FILE])
+    runtime = ModelRuntime.load(out)
+    probs = runtime.predict_proba(["my card was STOLEN   please help", "what is the euros rate"])
+    assert [runtime.classes[i] for i in probs.argmax(axis=1)] == ["card_lost", "exchange"]
+
+
+def test_the_manifest_records_what_the_contract_needs(built: tuple[Path, str], data_dir: Path) -> None:
+    out, _ = built
+    manifest = load_manifest(out)
+    assert manifest.classes == sorted(_TOPICS)
+    assert manifest.model.sha256 == sha256_file(out / MODEL_FILE)
+    assert manifest.vocabulary is not None
+    assert manifest.vocabulary.sha256 == sha256_file(out / package.VOCAB_FILE)
+    vocab = (out / package.VOCAB_FILE).read_text(encoding="utf-8").splitlines()
+    assert vocab == sorted(vocab)
+    assert "stolen" in vocab
+    assert all(" " not in w and w == w.lower() for w in vocab)  # unigrams of normalized text
+    assert manifest.input.onnx_input == "text"
+    assert manifest.input.onnx_probabilities_output == "probabilities"
+    assert manifest.input.fields[0].name == "text"
+    assert 0.0 < manifest.thresholds.review_confidence <= 1.0
+
+    fingerprint = manifest.training_data
+    assert fingerprint.train_sha256 == sha256_file(data_dir / "train.csv")
+    assert fingerprint.eval_sha256 == sha256_file(data_dir / "test.csv")
+    assert (fingerprint.train_rows, fingerprint.eval_rows) == (300, 100)
+    assert fingerprint.source == str(data_dir / "train.csv")
+
+    baseline = manifest.drift_baseline
+    assert baseline.n_events == 100
+    assert sum(baseline.confidence.counts) == 100
+    assert set(baseline.features) == {"length_chars", "tokens", "oov_share"}
+
+    metrics = manifest.metrics
+    for key in ("fp32", "int8", "fp32_vs_int8", "sklearn_vs_onnx_fp32", "sizes", "quantization", "latency"):
+        assert key in metrics, key
+    int8 = metrics["int8"]
+    assert isinstance(int8, dict)
+    assert int8["accuracy"] >= 0.9
+    assert set(int8["per_class"]) == set(_TOPICS)
+    assert 0.0 <= int8["ece_15"] <= 1.0
+    quant = metrics["quantization"]
+    assert isinstance(quant, dict)
+    assert quant["int8_share"] > 0.5
+    latency = metrics["latency"]
+    assert isinstance(latency, dict)
+    assert latency["threads"] == 1
+    assert set(latency["int8"]) == {"single_event_ms", "batch_of_10_ms", "repeats"}
+    sklearn_parity = metrics["sklearn_vs_onnx_fp32"]
+    assert isinstance(sklearn_parity, dict)
+    assert sklearn_parity["top1_agreement"] == 1.0  # no train/serve skew: same normalization both sides
+
+    build = manifest.build
+    assert str(build["command"]).startswith("pigeonhole model build --data ")
+    assert "--epochs 25" in str(build["command"])
+    assert build["seed"] == 0
+    assert {"scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy"} <= set(build["libraries"])  # type: ignore[arg-type]
+
+
+def test_progress_and_summary_are_printed(built: tuple[Path, str]) -> None:
+    _, output = built
+    assert "training" in output
+    assert "25/25" in output
+    assert "Quantizing to int8" in output
+    assert "top-1 agreement fp32/int8" in output
+
+
+def test_the_same_seed_builds_the_same_bytes(built: tuple[Path, str], data_dir: Path, tmp_path: Path) -> None:
+    first, _ = built
+    code, output = _invoke(_args(data_dir, tmp_path / "again"))
+    assert code == 0, output
+    assert sha256_file(tmp_path / "again" / MODEL_FILE) == sha256_file(first / MODEL_FILE)
+    assert sha256_file(tmp_path / "again" / package.VOCAB_FILE) == sha256_file(first / package.VOCAB_FILE)
+    assert load_manifest(tmp_path / "again").thresholds == load_manifest(first).thresholds
+
+
+def test_jsonl_without_eval_data_holds_out_a_stratified_share(data_dir: Path, tmp_path: Path) -> None:
+    args = _args(data_dir, tmp_path / "out")
+    args[args.index("--data") + 1] = str(data_dir / "all.jsonl")
+    cut = args.index("--eval-data")
+    del args[cut : cut + 2]
+    args += ["--text-column", "utterance", "--label-column", "intent", "--eval-fraction", "0.2"]
+    code, output = _invoke(args)
+    assert code == 0, output
+    manifest = load_manifest(tmp_path / "out")
+    assert manifest.training_data.eval_rows == 60  # 20 % of 60 rows in each of 5 classes
+    assert manifest.training_data.eval_sha256 == manifest.training_data.train_sha256
+    assert manifest.training_data.text_column == "utterance"
+
+
+def _assert_nothing_written(out: Path) -> None:
+    """A refused build leaves the output directory exactly as it was (here: only a README)."""
+    assert sorted(p.name for p in out.iterdir()) == ["README.md"]
+    assert (out / "README.md").read_text() == "keep me\n"
+
+
+@pytest.fixture
+def out_with_readme(tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "README.md").write_text("keep me\n")
+    return out
+
+
+def test_damaged_int8_weights_are_refused(
+    data_dir: Path, out_with_readme: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = quantize.quantize_int8
+
+    def damaging_quantize(src: Path, dst: Path) -> None:
+        real(src, dst)
+        graph = onnx.load(str(dst))
+        rng = np.random.default_rng(0)
+        for init in graph.graph.initializer:
+            if init.data_type == onnx.TensorProto.INT8 and len(init.dims) == 2:
+                noise = rng.integers(-127, 128, size=tuple(init.dims), dtype=np.int8)
+                init.CopyFrom(numpy_helper.from_array(noise, name=init.name))
+        onnx.save(graph, str(dst))
+
+    monkeypatch.setattr(quantize, "quantize_int8", damaging_quantize)
+    code, output = _invoke(_args(data_dir, out_with_readme))
+    assert code == EXIT_REFUSED
+    assert "refused" in output
+    assert "--max-accuracy-drop" in output
+    assert "nothing was written" in output
+    _assert_nothing_written(out_with_readme)
+
+
+def test_a_graph_left_in_float_is_refused(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_quantization(src: Path, dst: Path) -> None:
+        dst.write_bytes(src.read_bytes())
+
+    monkeypatch.setattr(quantize, "quantize_int8", no_quantization)
+    out = tmp_path / "never"
+    code, output = _invoke(_args(data_dir, out))
+    assert code == EXIT_REFUSED
+    assert "quantization did not take" in output
+    assert not out.exists()
+
+
+def test_a_package_that_fails_the_runtime_load_is_refused(
+    data_dir: Path, out_with_readme: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = package.write_vocabulary
+
+    def wrong_hash(words: list[str], path: Path) -> FileRef:
+        ref = real(words, path)
+        return ref.model_copy(update={"sha256": "0" * 64})
+
+    monkeypatch.setattr(package, "write_vocabulary", wrong_hash)
+    code, output = _invoke(_args(data_dir, out_with_readme))
+    assert code == EXIT_REFUSED
+    assert "does not load with ModelRuntime.load" in output
+    _assert_nothing_written(out_with_readme)
+
+
+def test_an_unknown_column_is_a_data_error(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "never"
+    code, output = _invoke([*_args(data_dir, out), "--label-column", "intent"])
+    assert code == EXIT_DATA_ERROR
+    assert re.search(r"no column 'intent'", output)
+    assert not out.exists()
+
+
+def test_eval_labels_unknown_to_training_are_a_data_error(data_dir: Path, tmp_path: Path) -> None:
+    odd = tmp_path / "odd.csv"
+    odd.write_text("text,category\nhello there,greeting\nmy card is lost,card_lost\n", encoding="utf-8")
+    args = _args(data_dir, tmp_path / "never")
+    args[args.index("--eval-data") + 1] = str(odd)
+    code, output = _invoke(args)
+    assert code == EXIT_DATA_ERROR
+    assert "greeting" in output
+    assert not (tmp_path / "never").exists()
+
+
+def test_verify_prints_the_numbers_of_a_package(built: tuple[Path, str]) -> None:
+    out, _ = built
+    code, output = _invoke(["verify", str(out)])
+    assert code == 0, output
+    assert "synthetic 0.1.0" in output
+    assert "review threshold" in output
