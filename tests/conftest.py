@@ -15,9 +15,9 @@ MODEL_DIR = REPO_ROOT / "layers" / "model"
 # proxy on a dead loopback port so an unmocked call fails fast instead of reaching the internet.
 _SAFE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 (moto's fake credentials)
-    "AWS_SECURITY_TOKEN": "testing",  # noqa: S105
-    "AWS_SESSION_TOKEN": "testing",  # noqa: S105
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
     "AWS_EC2_METADATA_DISABLED": "true",
