@@ -38,11 +38,17 @@ class TableNames:
     feedback: str = "harness-feedback"
 
 
+class TransactionRollbackDisabledError(RuntimeError):
+    """A transaction failed while moto's rollback snapshots were switched off: the tables may hold part of
+    it, so the simulation cannot go on."""
+
+
 class _SnapshotOncePerTransaction:
     """Stands in for the ``copy`` module inside moto's DynamoDB backend during one transaction."""
 
-    def __init__(self) -> None:
+    def __init__(self, rollback: bool = True) -> None:
         self._local = threading.local()
+        self.rollback = rollback
 
     def begin(self) -> None:
         self._local.cache = {}
@@ -55,6 +61,8 @@ class _SnapshotOncePerTransaction:
 
         cache: dict[int, Any] | None = getattr(self._local, "cache", None)
         if cache is not None and isinstance(obj, Table):
+            if not self.rollback:
+                return obj  # no snapshot: a failed transaction aborts the simulation instead
             if id(obj) not in cache:
                 cache[id(obj)] = copy.deepcopy(obj)
             return cache[id(obj)]
@@ -68,12 +76,17 @@ _install_lock = threading.Lock()
 
 
 @contextmanager
-def fast_transactions() -> Iterator[None]:
-    """Patch moto's DynamoDB backend so a transaction snapshots each table once (see the module doc)."""
+def fast_transactions(rollback: bool = True) -> Iterator[None]:
+    """Patch moto's DynamoDB backend so a transaction snapshots each table once (see the module doc).
+
+    ``rollback=False`` takes no snapshot at all and turns any failed transaction into
+    :class:`TransactionRollbackDisabledError`: for simulations whose transactions must never fail (unique
+    event ids, no injected conflicts), where a failure means the run is invalid anyway.
+    """
     import moto.dynamodb.models as backend_module
 
     with _install_lock:
-        shim = _SnapshotOncePerTransaction()
+        shim = _SnapshotOncePerTransaction(rollback)
         original_copy = backend_module.copy
         original = backend_module.DynamoDBBackend.transact_write_items
 
@@ -81,6 +94,10 @@ def fast_transactions() -> Iterator[None]:
             shim.begin()
             try:
                 return original(self, *args, **kwargs)
+            except Exception as exc:
+                if not rollback:
+                    raise TransactionRollbackDisabledError(f"transaction failed without rollback: {exc}") from exc
+                raise
             finally:
                 shim.end()
 
@@ -97,15 +114,19 @@ def fast_transactions() -> Iterator[None]:
 def create_tables(client: DynamoDBClient, names: TableNames) -> None:
     """The stack's layout: windows pk+sk, predictions pk, feedback pk (all strings); TTL on expires_at."""
     for name, sort_key in ((names.windows, True), (names.predictions, False), (names.feedback, False)):
-        keys: list[Any] = [{"AttributeName": c.TABLE_PARTITION_KEY, "KeyType": "HASH"}]
-        attrs: list[Any] = [{"AttributeName": c.TABLE_PARTITION_KEY, "AttributeType": "S"}]
-        if sort_key:
-            keys.append({"AttributeName": c.TABLE_SORT_KEY, "KeyType": "RANGE"})
-            attrs.append({"AttributeName": c.TABLE_SORT_KEY, "AttributeType": "S"})
-        client.create_table(TableName=name, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST")
-        client.update_time_to_live(
-            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": c.TABLE_TTL_ATTRIBUTE}
-        )
+        create_table(client, name, sort_key=sort_key)
+
+
+def create_table(client: DynamoDBClient, name: str, *, sort_key: bool) -> None:
+    keys: list[Any] = [{"AttributeName": c.TABLE_PARTITION_KEY, "KeyType": "HASH"}]
+    attrs: list[Any] = [{"AttributeName": c.TABLE_PARTITION_KEY, "AttributeType": "S"}]
+    if sort_key:
+        keys.append({"AttributeName": c.TABLE_SORT_KEY, "KeyType": "RANGE"})
+        attrs.append({"AttributeName": c.TABLE_SORT_KEY, "AttributeType": "S"})
+    client.create_table(TableName=name, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST")
+    client.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": c.TABLE_TTL_ATTRIBUTE}
+    )
 
 
 class Sandbox:
@@ -114,9 +135,10 @@ class Sandbox:
     Every boto3 client must be created inside it (a client made before the mock starts is not mocked).
     """
 
-    def __init__(self, names: TableNames | None = None, region: str = REGION) -> None:
+    def __init__(self, names: TableNames | None = None, region: str = REGION, *, rollback: bool = True) -> None:
         self.names = names or TableNames()
         self.region = region
+        self.rollback = rollback
         self._stack: list[Any] = []
         self.client: DynamoDBClient | None = None
 
@@ -128,7 +150,7 @@ class Sandbox:
         mock = mock_aws()
         mock.start()
         self._stack.append(mock.stop)
-        fast = fast_transactions()
+        fast = fast_transactions(self.rollback)
         fast.__enter__()
         self._stack.append(lambda: fast.__exit__(None, None, None))
         self.client = boto3.Session(region_name=self.region).client(
@@ -151,6 +173,12 @@ class Sandbox:
         import boto3
 
         return boto3.Session(region_name=self.region)
+
+    def expire_all(self, table: str) -> None:
+        """Every item of a hash-key-only table is dead (e.g. markers of closed windows): empty it in one go by
+        re-creating it, which is what TTL would get to item by item."""
+        self.dynamodb.delete_table(TableName=table)
+        create_table(self.dynamodb, table, sort_key=False)
 
     def expire(self, table: str, keys: Iterable[dict[str, str]]) -> int:
         """Delete items by key (what TTL would do later); returns how many delete requests were sent."""
