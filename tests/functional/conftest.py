@@ -46,7 +46,7 @@ class Stack:
             MaxNumberOfMessages=max_messages,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
-            VisibilityTimeout=0,
+            VisibilityTimeout=60,  # like the event source mapping: in flight until deleted or failed
         ).get("Messages", [])
         return {
             "Records": [

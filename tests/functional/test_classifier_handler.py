@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -150,11 +152,12 @@ def test_whole_batch_failing_raises_so_lambda_retries_it(
 
 def test_one_model_run_per_batch(stack: Stack, service: ClassifierService, context: Context) -> None:
     calls: list[int] = []
-    original = service.runtime.predict_proba
+    real = service.runtime
+    original = real.predict_proba
 
     class Spy:
         def __getattr__(self, name: str) -> Any:
-            return getattr(service.runtime, name)
+            return getattr(real, name)
 
         def predict_proba(self, texts: list[str]) -> Any:
             calls.append(len(texts))
@@ -168,11 +171,12 @@ def test_one_model_run_per_batch(stack: Stack, service: ClassifierService, conte
 
 def test_poison_input_is_isolated_from_its_batch(stack: Stack, service: ClassifierService, context: Context) -> None:
     """If the model raises on one input, the others are still classified and only that one is retried."""
-    original = service.runtime.predict_proba
+    real = service.runtime
+    original = real.predict_proba
 
     class Flaky:
         def __getattr__(self, name: str) -> Any:
-            return getattr(service.runtime, name)
+            return getattr(real, name)
 
         def predict_proba(self, texts: list[str]) -> Any:
             if any("POISON" in t for t in texts):
@@ -232,7 +236,8 @@ def test_metrics_carry_the_model_version(
         assert blob["ModelVersion"] == version
         assert blob["service"] == "classifier"
         for metric in directive["Metrics"]:
-            names[metric["Name"]] = blob[metric["Name"]]
+            value = blob[metric["Name"]]
+            names[metric["Name"]] = sum(value) if isinstance(value, list) else value
     assert names["EventsReceived"] == 3.0
     assert names["EventsClassified"] == 2.0
     assert names["EventsQuarantined"] == 1.0
@@ -242,16 +247,18 @@ def test_metrics_carry_the_model_version(
     assert "InferenceTime" in names
 
 
-def test_logs_carry_ids_and_version_never_text(
-    stack: Stack, service: ClassifierService, context: Context, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_logs_carry_ids_and_version_never_text(stack: Stack, service: ClassifierService, context: Context) -> None:
+    stream = io.StringIO()
+    handler_module.logger.registered_handler.setStream(stream)  # type: ignore[attr-defined]
     secret = "my card 4111 1111 1111 1111 has not arrived"
     stack.send(
         [_body(42, secret), json.dumps({"id": "evt-43", "time": "2026-11-29T07:01:00Z", "text": 5, "pii": secret})]
     )
-    capsys.readouterr()
-    handler_module.handler(stack.receive_event(), context)
-    out = capsys.readouterr().out
+    try:
+        handler_module.handler(stack.receive_event(), context)
+    finally:
+        handler_module.logger.registered_handler.setStream(sys.stdout)  # type: ignore[attr-defined]
+    out = stream.getvalue()
     assert "4111" not in out
     records = [json.loads(line) for line in out.splitlines() if '"record done"' in line]
     assert {r["correlation_id"] for r in records} == {"evt-42", "evt-43"}

@@ -143,3 +143,13 @@ def test_several_input_fields_are_joined_in_manifest_order() -> None:
     event = parse_body(body, spec, event_model(spec), 1024)
     assert isinstance(event, InputEvent)
     assert event.model_input == "subj | body"
+
+
+def test_envelope_without_account_region_or_resources_is_accepted() -> None:
+    """Emulators (moto) leave these out; the classifier reads only detail."""
+    doc = json.loads(_envelope({"id": "evt-9", "time": "2026-11-29T06:59:00Z", "text": "lost my card"}))
+    for key in ("account", "region", "resources"):
+        del doc[key]
+    event = _parse(json.dumps(doc))
+    assert isinstance(event, InputEvent)
+    assert event.via == "eventbridge"

@@ -59,6 +59,14 @@ class InputEvent:
     via: Literal["sqs", "eventbridge"] = "sqs"
 
 
+class _Envelope(EventBridgeModel):
+    """EventBridge's envelope, tolerant of emulators that leave out account, region or resources."""
+
+    account: str | None = None  # type: ignore[assignment]
+    region: str | None = None  # type: ignore[assignment]
+    resources: list[str] = []  # noqa: RUF012 (pydantic copies defaults)
+
+
 class _Base(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True, frozen=True)
 
@@ -110,7 +118,7 @@ def parse_body(body: str, spec: InputSpec, model: type[BaseModel], max_bytes: in
     via: Literal["sqs", "eventbridge"] = "sqs"
     if "detail-type" in doc and "detail" in doc:
         try:
-            envelope = parse(event=doc, model=EventBridgeModel)
+            envelope = parse(event=doc, model=_Envelope)
         except ValidationError as exc:
             return Reason("invalid_envelope", f"EventBridge envelope is invalid: {exc.error_count()} error(s)")
         if not isinstance(envelope.detail, dict):
