@@ -9,7 +9,7 @@ export ORT_DISABLE_TELEMETRY := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv demo up test lint format model synth bench clean
+.PHONY: help venv demo up test lint format model synth synth-cli layers bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -32,20 +32,34 @@ lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check functions infra tests
 	$(BIN)/ruff format --check functions infra tests
 	$(BIN)/mypy
+	MYPYPATH=tests/infra $(BIN)/mypy infra/pigeonhole_infra infra/app.py layers/build_runtime_layer.py tests/infra
 
 format: $(STAMP)
 	$(BIN)/ruff format functions infra tests
 	$(BIN)/ruff check --fix functions infra tests
 
-test: lint  ## lint, then every test (unit, functional, end to end, model, infra)
+test: lint infra/node_modules  ## lint, then every test (unit, functional, end to end, model, infra)
 	$(BIN)/pytest
 
 model: $(STAMP)  ## rebuild the default BANKING77 model package into layers/model
 	$(BIN)/pigeonhole model build --data $(DATASETS)/banking77/train.csv --eval-data $(DATASETS)/banking77/test.csv \
 		--text-column text --label-column category --name banking77-intents --version 1.0.0 --out layers/model
 
+synth: $(STAMP)  ## synthesize the CDK app offline (cdk-nag runs) into infra/cdk.out
+	$(BIN)/python infra/app.py
+
+synth-cli: $(STAMP) infra/node_modules  ## the same synthesis through the CDK CLI (npx cdk synth)
+	cd infra && AWS_EC2_METADATA_DISABLED=true CDK_DISABLE_CLI_TELEMETRY=true npx cdk synth --no-notices
+
+layers: $(STAMP)  ## build (or reuse from build/) the runtime layer for x86_64 and arm64
+	$(BIN)/python layers/build_runtime_layer.py
+
+infra/node_modules: infra/package-lock.json
+	cd infra && npm ci --no-audit --no-fund --loglevel=error
+	touch infra/node_modules
+
 bench: $(STAMP)  ## cold start and inference latency of the default model (numbers, not assertions)
 	$(BIN)/pigeonhole bench
 
 clean:
-	rm -rf $(VENV) cdk.out build .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) infra/cdk.out infra/node_modules build .mypy_cache .ruff_cache .pytest_cache
