@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import logging
 import os
+import sys
 import threading
 import time
 from collections import Counter
@@ -44,7 +46,7 @@ from pigeonhole_tools.local.emulator import (
     sqs_client,
 )
 from pigeonhole_tools.local.faults import fail_records
-from pigeonhole_tools.local.poller import Handler, PollerStats, SqsEventSourcePoller
+from pigeonhole_tools.local.poller import Handler, PollerStats, SqsEventSourcePoller, percentile
 from pigeonhole_tools.local.samples import POISON_ID, DemoEvent, demo_events, envelope_id, producer_id
 
 if TYPE_CHECKING:
@@ -135,8 +137,13 @@ def stream_events(
     sent: list[Sent],
     pause_seconds: float = 0.02,
     max_attempts: int = 3,
+    max_backlog: int | None = 40,
 ) -> None:
-    """Send events in their order, ten at a time per entry point, pausing between calls like a live producer."""
+    """Send events in their order, ten at a time per entry point, like a live producer.
+
+    With `max_backlog`, the producer waits while the ingest queue holds more than that many messages:
+    moto's SQS calls cost O(queue length), and a short queue is also what a healthy system looks like.
+    """
     sqs = sqs_client(resources.endpoint, resources.region, max_attempts)
     bus = events_client(resources.endpoint, resources.region, max_attempts)
     pending: dict[str, list[DemoEvent]] = {"queue": [], "bus": []}
@@ -145,11 +152,14 @@ def stream_events(
         chunk, pending[via] = pending[via], []
         if not chunk:
             return
+        while max_backlog is not None and queue_depth(sqs, resources.ingest.url) > max_backlog:
+            time.sleep(0.25)
         if via == "queue":
             sent.extend(_send_queue_chunk(sqs, resources.ingest.url, chunk))
         else:
             sent.extend(_send_bus_chunk(bus, resources.input_bus_name, chunk))
-        time.sleep(pause_seconds)
+        if pause_seconds:
+            time.sleep(pause_seconds)
 
     for ev in events:
         pending[ev.via].append(ev)
@@ -233,10 +243,12 @@ class Collector:
         while self.sweep():
             pass
 
-    def run(self, stop: threading.Event, idle_seconds: float = 0.2) -> None:
+    def run(self, stop: threading.Event, interval_seconds: float = 0.5) -> None:
+        """Sweep every `interval_seconds` (every call to moto costs the handler CPU: one process, one GIL)."""
         while not stop.is_set():
-            if not self.sweep():
-                stop.wait(idle_seconds)
+            started = time.monotonic()
+            self.sweep()
+            stop.wait(max(0.0, interval_seconds - (time.monotonic() - started)))
 
 
 # -- accounting ----------------------------------------------------------------------------------
@@ -291,6 +303,26 @@ def account(sent: Sequence[Sent], landings: Sequence[Landing]) -> Accounting:
     return accounting
 
 
+def inference_times(log_file: Path | None) -> list[float]:
+    """The InferenceTime values the handler emitted as EMF metrics (one per batch) into its log file."""
+    if log_file is None or not log_file.is_file():
+        return []
+    values: list[float] = []
+    for line in log_file.read_text(encoding="utf-8").splitlines():
+        if '"InferenceTime"' not in line or not line.startswith("{"):
+            continue
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        value = doc.get("InferenceTime") if isinstance(doc, dict) else None
+        if isinstance(value, int | float):
+            values.append(float(value))
+        elif isinstance(value, list):
+            values.extend(float(v) for v in value if isinstance(v, int | float))
+    return values
+
+
 def window_totals(resources: LocalResources) -> dict[str, int]:
     """Sum the recorder's window counters (events, review, quarantined) over every window item."""
     from pigeonhole.drift.layout import REPORT_PREFIX
@@ -324,6 +356,7 @@ class DemoReport:
     drain_seconds: float
     log_file: str | None = None
     window_totals: dict[str, int] = field(default_factory=dict)  # summed window counters (DynamoDB)
+    inference_ms: list[float] = field(default_factory=list)  # the handler's own InferenceTime metric (EMF)
 
     @property
     def entered(self) -> int:
@@ -391,6 +424,8 @@ class DemoReport:
                 "p99_ms": round(self.stats.handler_ms(99), 2) if inv else None,
                 "warm_p50_ms": round(warm.handler_ms(50), 2) if inv[1:] else None,
                 "warm_p99_ms": round(warm.handler_ms(99), 2) if inv[1:] else None,
+                "inference_p50_ms": round(percentile(self.inference_ms, 50), 2) if self.inference_ms else None,
+                "inference_p99_ms": round(percentile(self.inference_ms, 99), 2) if self.inference_ms else None,
             },
         }
 
@@ -466,10 +501,15 @@ def _timing_table(handler: dict[str, Any]) -> Table:
         "p50": _fmt_ms(handler["p50_ms"]),
         "p99": _fmt_ms(handler["p99_ms"]),
         "warm p99": _fmt_ms(handler["warm_p99_ms"]),
+        "model p50": _fmt_ms(handler["inference_p50_ms"]),
     }
     for name in columns:
         table.add_column(name, justify="right")
     table.add_row(*columns.values())
+    table.caption = (
+        "handler time = the whole invocation (model + every call to moto over HTTP, in one Python process); "
+        "model = the handler's InferenceTime metric, read from its EMF output"
+    )
     return table
 
 
@@ -539,13 +579,32 @@ class DemoOptions:
 
 @contextlib.contextmanager
 def _handler_output(log_file: Path | None) -> Iterator[TextIO | None]:
-    """Send the handler's stdout (Powertools JSON logs, EMF metrics) to a file, keeping the terminal readable."""
+    """Send the handler's stdout (Powertools JSON logs, EMF metrics) to a file, keeping the terminal readable.
+
+    Powertools' Logger binds sys.stdout when the handler module is imported; loggers left pointing at
+    the file are pointed back at the terminal when the file closes, so later logging still works.
+    """
     if log_file is None:
         yield None
         return
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("w", encoding="utf-8") as fh, contextlib.redirect_stdout(fh):
-        yield fh
+    terminal = sys.stdout
+    with log_file.open("w", encoding="utf-8") as fh:
+        try:
+            with contextlib.redirect_stdout(fh):
+                yield fh
+        finally:
+            _unbind_stream(fh, terminal)
+
+
+def _unbind_stream(stream: TextIO, replacement: TextIO) -> None:
+    loggers = [logging.getLogger()] + [
+        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    for lg in loggers:
+        for h in lg.handlers:
+            if isinstance(h, logging.StreamHandler) and h.stream is stream:
+                h.setStream(replacement)
 
 
 def _wait_drained(
@@ -560,7 +619,7 @@ def _wait_drained(
         on_tick()
         if not producer.is_alive() and queue_depth(sqs, resources.ingest.url) == 0:
             return True
-        time.sleep(0.25)
+        time.sleep(0.5)
     return False
 
 
@@ -643,6 +702,7 @@ def run_demo(options: DemoOptions, console: Console) -> DemoReport:
             window_totals=totals,
         )
     report.runtime_seconds = time.perf_counter() - started
+    report.inference_ms = inference_times(options.log_file)
     if options.report_path is not None:
         options.report_path.parent.mkdir(parents=True, exist_ok=True)
         options.report_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")

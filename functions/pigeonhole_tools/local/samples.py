@@ -87,10 +87,11 @@ def demo_events(
         events.append(DemoEvent(key=key, kind=kind, via=via, body=body, topic=row["topic"]))
     for key, via, body, code in invalid_events(now):
         events.append(DemoEvent(key=key, kind="invalid", via=via, body=body, topic=code))
-    if poison:
-        body = json.dumps({"id": POISON_ID, "time": _iso(now), "text": "my card has not arrived yet"})
-        events.append(DemoEvent(key=POISON_ID, kind="poison", via="queue", body=body, topic="dlq"))
     rng.shuffle(events)
+    if poison:
+        # Early in the stream, so its five failing attempts ride along with the traffic behind it.
+        body = json.dumps({"id": POISON_ID, "time": _iso(now), "text": "my card has not arrived yet"})
+        events.insert(min(3, len(events)), DemoEvent(key=POISON_ID, kind="poison", via="queue", body=body, topic="dlq"))
     return events
 
 
