@@ -28,6 +28,7 @@ from pigeonhole_tools.local.demo import (
     render,
     run_demo,
     stream_events,
+    window_totals,
 )
 from pigeonhole_tools.local.emulator import LocalResources
 from pigeonhole_tools.local.faults import fail_records
@@ -152,6 +153,42 @@ def test_a_function_error_retries_the_whole_batch_without_duplicates(
     assert poller.stats.batch_errors == 1
     assert poller.stats.invocations[0].deleted == 0
     assert poller.stats.records == len(events) + calls[0]
+
+
+def test_redelivery_after_side_effects_keeps_window_counts_exact(system: LocalResources, real_handler: Handler) -> None:
+    """The first invocation does all its work, then fails (say, a timeout): SQS delivers the batch again.
+
+    Delivery is at least once, so results of that batch may land twice (consumers dedupe by id), but
+    the window counters in DynamoDB must count every event exactly once.
+    """
+    events = [e for e in mixed_events() if e.kind != "poison"]
+    calls = 0
+
+    def fails_after_work(event: dict[str, Any], context: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        response = real_handler(event, context)
+        if calls == 1:
+            raise TimeoutError("Task timed out after the work was done")
+        return response
+
+    accounting, poller = run_flow(system, events, fails_after_work)
+    assert accounting.lost == []
+    assert accounting.strays == []
+    first_batch = poller.stats.invocations[0]
+    assert first_batch.error is not None
+    assert first_batch.deleted == 0
+    # The redelivered batch really ran twice: each of its results landed twice...
+    assert len(accounting.duplicated) == first_batch.records
+    assert all(len(accounting.by_key[k]) == 2 for k in accounting.duplicated)
+    where = {k: {ln.where for ln in v} for k, v in accounting.by_key.items()}
+    assert all(len(places) == 1 for places in where.values())  # repeated, never routed differently
+    classified = sum(1 for places in where.values() if places & {"output", "review"})
+    quarantined = sum(1 for places in where.values() if places == {"quarantine"})
+    # ...and the window counters still count each event once.
+    totals = window_totals(system)
+    assert totals["n"] == classified
+    assert totals["q"] == quarantined
 
 
 def test_send_reaches_the_classifier_via_queue_and_bus(system: LocalResources, real_handler: Handler) -> None:

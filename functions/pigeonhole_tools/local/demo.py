@@ -431,7 +431,7 @@ class DemoReport:
 
 
 def _fmt_ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} ms"
+    return "-" if value is None else f"{value:.0f} ms" if value >= 100 else f"{value:.1f} ms"
 
 
 def _labels_table(results: Sequence[dict[str, Any]], top: int) -> Table:
@@ -493,11 +493,11 @@ def _agreement(report: DemoReport, results: Sequence[dict[str, Any]]) -> str | N
 def _timing_table(handler: dict[str, Any]) -> Table:
     table = Table(title="Handler: the real classifier, invoked by the emulated event source mapping")
     columns = {
-        "invocations": str(handler["invocations"]),
+        "calls": str(handler["invocations"]),
         "records": str(handler["records"]),
-        "record retries": str(handler["record_failures"]),
-        "batch errors": str(handler["batch_errors"]),
-        "cold first": _fmt_ms(handler["cold_first_ms"]),
+        "retried": str(handler["record_failures"]),
+        "failed batches": str(handler["batch_errors"]),
+        "cold": _fmt_ms(handler["cold_first_ms"]),
         "p50": _fmt_ms(handler["p50_ms"]),
         "p99": _fmt_ms(handler["p99_ms"]),
         "warm p99": _fmt_ms(handler["warm_p99_ms"]),
@@ -507,8 +507,8 @@ def _timing_table(handler: dict[str, Any]) -> Table:
         table.add_column(name, justify="right")
     table.add_row(*columns.values())
     table.caption = (
-        "handler time = the whole invocation (model + every call to moto over HTTP, in one Python process); "
-        "model = the handler's InferenceTime metric, read from its EMF output"
+        "calls = invocations; cold = the first one (model load); p50/p99 = whole invocations (model + every "
+        "call to moto over HTTP, all in one Python process); model = the handler's own InferenceTime metric (EMF)"
     )
     return table
 
