@@ -295,6 +295,30 @@ def _memoize_moto_jsonpath() -> None:
     setattr(jsonpath_ext, "parse", parse)  # noqa: B010 (moto imports it from the module on each call)
 
 
+def _speed_up_moto_sqs_receive() -> None:
+    """Speed only, no change in behaviour: moto's retention check on each received message.
+
+    moto computes every queue attribute (three passes over all messages, each reading the clock per
+    message) to look up MessageRetentionPeriod, once per message it returns: a receive of 10 costs
+    ~30 full scans of the queue. This reads the same value straight from the queue.
+    """
+    try:
+        from moto.core.utils import unix_time
+        from moto.sqs.models import SQSBackend
+    except ImportError:
+        return
+    if getattr(SQSBackend.is_message_valid_based_on_retention_period, "_pigeonhole_fast", False):
+        return
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        queue = self.get_queue(queue_name)
+        retain_until = int(queue.message_retention_period) + message.sent_timestamp / 1000
+        return bool(retain_until > unix_time())
+
+    setattr(is_message_valid_based_on_retention_period, "_pigeonhole_fast", True)  # noqa: B010
+    setattr(SQSBackend, "is_message_valid_based_on_retention_period", is_message_valid_based_on_retention_period)  # noqa: B010
+
+
 class Emulator:
     """A moto server on 127.0.0.1 (port 0 = any free port). Use as a context manager.
 
@@ -312,6 +336,7 @@ class Emulator:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request otherwise
         _memoize_moto_jsonpath()
+        _speed_up_moto_sqs_receive()
         if self._port:
             _check_port_free(self._port)
         server = ThreadedMotoServer(ip_address=LOOPBACK, port=self._port, verbose=False)
