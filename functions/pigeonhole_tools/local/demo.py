@@ -492,24 +492,26 @@ def _agreement(report: DemoReport, results: Sequence[dict[str, Any]]) -> str | N
 
 def _timing_table(handler: dict[str, Any]) -> Table:
     table = Table(title="Handler: the real classifier, invoked by the emulated event source mapping")
-    columns = {
-        "calls": str(handler["invocations"]),
-        "records": str(handler["records"]),
-        "retried": str(handler["record_failures"]),
-        "failed batches": str(handler["batch_errors"]),
-        "cold": _fmt_ms(handler["cold_first_ms"]),
-        "p50": _fmt_ms(handler["p50_ms"]),
-        "p99": _fmt_ms(handler["p99_ms"]),
-        "warm p99": _fmt_ms(handler["warm_p99_ms"]),
-        "model p50": _fmt_ms(handler["inference_p50_ms"]),
-    }
-    for name in columns:
-        table.add_column(name, justify="right")
-    table.add_row(*columns.values())
-    table.caption = (
-        "calls = invocations; cold = the first one (model load); p50/p99 = whole invocations (model + every "
-        "call to moto over HTTP, all in one Python process); model = the handler's own InferenceTime metric (EMF)"
-    )
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_column("what it is")
+    rows = [
+        ("invocations", str(handler["invocations"]), "batches of at most 10 records"),
+        ("records", str(handler["records"]), "deliveries, retries included"),
+        ("retried", str(handler["record_failures"]), "records reported failed (SQS delivered them again)"),
+        ("failed batches", str(handler["batch_errors"]), "whole-batch failures (exception, bad response)"),
+        ("cold", _fmt_ms(handler["cold_first_ms"]), "the first invocation: model load + first batch"),
+        ("p50 / p99", f"{_fmt_ms(handler['p50_ms'])} / {_fmt_ms(handler['p99_ms'])}", "whole invocations"),
+        ("warm p99", _fmt_ms(handler["warm_p99_ms"]), "without the first invocation"),
+        (
+            "model p50 / p99",
+            f"{_fmt_ms(handler['inference_p50_ms'])} / {_fmt_ms(handler['inference_p99_ms'])}",
+            "the handler's own InferenceTime metric (EMF)",
+        ),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    table.caption = "Invocation time is mostly moto over HTTP, in the same Python process as the handler."
     return table
 
 
