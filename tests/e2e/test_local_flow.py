@@ -244,3 +244,28 @@ def test_demo_accounts_for_every_event(model_dir: Path, tmp_path: Path) -> None:
     render(report, console)
     assert "every event accounted for" in out.getvalue()
     assert (tmp_path / "handler.log").stat().st_size > 0  # Powertools logs went to the file, not the terminal
+
+
+@pytest.mark.usefixtures("restore_environ")
+def test_demo_fails_when_the_handler_fails_on_real_traffic(model_dir: Path, tmp_path: Path) -> None:
+    """Everything ends up in the DLQ, so it is all accounted for, but that is not a working system."""
+
+    def broken(event: dict[str, Any], context: Any) -> Any:
+        raise RuntimeError("model failed to load")
+
+    options = DemoOptions(
+        prefix="e2e-broken",
+        handler=broken,
+        model_dir=model_dir,
+        limit=4,
+        retry_delay_seconds=0,
+        batching_window_seconds=0,
+        pause_seconds=0,
+        log_file=tmp_path / "handler.log",
+    )
+    report = run_demo(options, Console(file=io.StringIO()))
+    assert report.accounting.lost == []
+    assert report.unexpected_dead_letters
+    assert not report.ok
+    assert report.first_error is not None
+    assert "model failed to load" in report.first_error

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -387,8 +388,23 @@ class DemoReport:
         return reasons
 
     @property
+    def unexpected_dead_letters(self) -> list[str]:
+        """Events in a DLQ that were not injected to fail: the handler broke on real traffic."""
+        kinds = {ev.key: ev.kind for ev in self.events}
+        return sorted(
+            k
+            for k, v in self.accounting.by_key.items()
+            if kinds.get(k) != "poison" and any(ln.where == "dlq" for ln in v)
+        )
+
+    @property
+    def first_error(self) -> str | None:
+        return next((i.error for i in self.stats.invocations if i.error is not None), None)
+
+    @property
     def ok(self) -> bool:
-        return self.drained and not self.accounting.lost
+        """Drained, nothing lost, and only the injected poison event dead-lettered."""
+        return self.drained and not self.accounting.lost and not self.unexpected_dead_letters
 
     def to_dict(self) -> dict[str, Any]:
         inv = self.stats.invocations
@@ -411,6 +427,8 @@ class DemoReport:
             "lost": self.accounting.lost,
             "duplicated": self.accounting.duplicated,
             "strays": len(self.accounting.strays),
+            "unexpected_dead_letters": self.unexpected_dead_letters,
+            "first_handler_error": self.first_error,
             "quarantine_reasons": dict(self.quarantine_reasons()),
             "window_counters": self.window_totals,
             "labels": dict(Counter(r.get("label") for r in self.results() if r.get("route") == "auto")),
@@ -544,7 +562,18 @@ def _accounting_panel(report: DemoReport, data: dict[str, Any]) -> Panel:
         lines.append(f"[yellow]landings matching no event: {len(acc.strays)}[/]")
     if not report.drained:
         lines.append("[bold red]the ingest queue did not drain before the time limit[/]")
-    verdict = "[bold green]every event accounted for[/]" if report.ok else "[bold red]events unaccounted for[/]"
+    if report.unexpected_dead_letters:
+        lines.append(
+            f"[bold red]{len(report.unexpected_dead_letters)} event(s) dead-lettered that should not have been[/]"
+        )
+    if report.first_error:
+        lines.append(f"first failed batch: {escape(report.first_error[:300])}")
+    if report.ok:
+        verdict = "[bold green]every event accounted for[/]"
+    elif acc.lost or not report.drained:
+        verdict = "[bold red]events unaccounted for[/]"
+    else:
+        verdict = "[bold red]accounted for, but the handler failed on real traffic[/]"
     return Panel("\n".join(lines), title=verdict, expand=False)
 
 
@@ -567,7 +596,7 @@ class DemoOptions:
     prefix: str = "pigeonhole"
     seed: int = 7
     poison: bool = True
-    handler: str = DEFAULT_HANDLER
+    handler: str | Handler = DEFAULT_HANDLER  # module:function, or the callable itself (tests)
     model_dir: Path | None = None
     retry_delay_seconds: int = 1
     batching_window_seconds: float = DEFAULT_BATCHING_WINDOW
@@ -635,7 +664,7 @@ def run_demo(options: DemoOptions, console: Console) -> DemoReport:
     with Emulator() as emulator, _handler_output(options.log_file):
         resources = provision(emulator.endpoint, prefix=options.prefix, region=options.region)
         os.environ.update(resources.lambda_environment(model_dir))
-        handler = load_handler(options.handler)
+        handler = load_handler(options.handler) if isinstance(options.handler, str) else options.handler
         if options.poison:
             handler = fail_records(handler, [POISON_ID])
         events = demo_events(seed=options.seed, poison=options.poison, limit=options.limit)
