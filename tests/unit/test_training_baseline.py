@@ -11,6 +11,7 @@ from pigeonhole.drift.counters import CounterLayout, bin_counts
 from pigeonhole.model.features import FEATURE_LENGTH_CHARS, FEATURE_OOV_SHARE, FEATURE_TOKENS, input_features
 from pigeonhole_tools.training.baseline import (
     FEATURE_UPPER_EDGE,
+    OOV_SHARE_EDGES,
     confidence_edges,
     drift_baseline,
     quantile_edges,
@@ -62,7 +63,9 @@ def test_baseline_histograms_count_every_event_like_the_windows_do() -> None:
         assert sum(hist.counts) == len(texts)
         assert hist.counts == bin_counts(features[name], hist.edges).tolist()
         assert hist.edges[0] == 0.0
-    assert baseline.features[FEATURE_OOV_SHARE].edges[-1] == 1.0
+    assert baseline.features[FEATURE_OOV_SHARE].edges == list(OOV_SHARE_EDGES)
+    # "zzz qqq" is all out of vocabulary: last bin; the rest have none: the bin for exactly 0.
+    assert baseline.features[FEATURE_OOV_SHARE].counts == [16, 0, 0, 0, 0, 4]
     assert baseline.features[FEATURE_LENGTH_CHARS].edges[-1] == FEATURE_UPPER_EDGE
     # The drift tracker derives its counter layout from exactly these edges.
     layout = CounterLayout.from_baseline(baseline)

@@ -164,7 +164,7 @@ def test_progress_and_summary_are_printed(built: tuple[Path, str]) -> None:
     _, output = built
     assert "training" in output
     assert "25/25" in output
-    assert "Quantizing to int8" in output
+    assert "quantizing to int8" in output
     assert "top-1 agreement fp32/int8" in output
 
 
@@ -189,6 +189,26 @@ def test_jsonl_without_eval_data_holds_out_a_stratified_share(data_dir: Path, tm
     assert manifest.training_data.eval_rows == 60  # 20 % of 60 rows in each of 5 classes
     assert manifest.training_data.eval_sha256 == manifest.training_data.train_sha256
     assert manifest.training_data.text_column == "utterance"
+
+
+def test_no_refit_ships_the_model_that_chose_the_threshold(data_dir: Path, tmp_path: Path) -> None:
+    code, output = _invoke([*_args(data_dir, tmp_path / "out"), "--no-refit"])
+    assert code == 0, output
+    manifest = load_manifest(tmp_path / "out")
+    training = manifest.metrics["training"]
+    assert isinstance(training, dict)
+    assert training["threshold_model"] == "same as shipped_model"
+    assert training["shipped_model"]["rows"] == 270  # 300 training rows minus 10 % validation
+    assert "--no-refit" in str(manifest.build["command"])
+
+
+def test_refit_trains_the_shipped_model_on_every_training_row(built: tuple[Path, str]) -> None:
+    manifest = load_manifest(built[0])
+    training = manifest.metrics["training"]
+    assert isinstance(training, dict)
+    assert training["threshold_model"]["rows"] == 270
+    assert training["shipped_model"]["rows"] == 300
+    assert "--refit" in str(manifest.build["command"])
 
 
 def _assert_nothing_written(out: Path) -> None:

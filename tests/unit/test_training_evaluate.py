@@ -8,10 +8,12 @@ from sklearn.metrics import f1_score, precision_recall_fscore_support
 
 from pigeonhole_tools.training.evaluate import (
     agreement,
+    batch_dependence,
     classification_metrics,
     expected_calibration_error,
     measure_latency,
     routed,
+    score_in_batches,
     select_threshold,
 )
 
@@ -141,3 +143,31 @@ def test_latency_times_single_events_and_batches_of_ten() -> None:
     timed = session.batch_sizes[7:]  # after the warm-up runs
     assert timed.count(1) == 7
     assert timed.count(10) == 7
+
+
+class _BatchSensitiveSession:
+    """Like int8 dynamic quantization: each row's scores depend on the largest input of its run."""
+
+    def run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        (batch,) = feeds.values()
+        lengths = np.array([len(str(t)) for t in batch[:, 0]], dtype=np.float32)
+        first = lengths / (lengths.max() * 2)
+        return [np.stack([first, 1 - first], axis=1)]
+
+
+def test_scoring_in_runs_of_ten_keeps_order_and_composition() -> None:
+    texts = [f"event {'x' * i}" for i in range(23)]
+    probs = score_in_batches(_BatchSensitiveSession(), texts, "text", "probabilities", batch=10)
+    assert probs.shape == (23, 2)
+    # Row 3 sits in the first run (texts 0-9): scaled by the longest text of that run, text 9.
+    assert probs[3, 0] == pytest.approx(len(texts[3]) / (len(texts[9]) * 2))
+    assert probs[22, 0] == pytest.approx(0.5)  # the last run is texts 20-22, 22 is its longest
+
+
+def test_batch_dependence_shows_scores_that_change_with_the_run() -> None:
+    texts = ["a", "bbbb", "cc", "dddddddd"]
+    session = _BatchSensitiveSession()
+    in_runs = score_in_batches(session, texts, "text", "probabilities", batch=2)
+    result = batch_dependence(session, texts, "text", "probabilities", in_batches=in_runs)
+    assert result["max_abs_prob_diff"] > 0.1  # alone, every text scores 0.5
+    assert 0.0 <= result["top1_agreement"] <= 1.0

@@ -43,6 +43,14 @@ def build(
     validation_fraction: Annotated[
         float, typer.Option(min=0.01, max=0.5, help="Share of the training rows that chooses the review threshold.")
     ] = d.VALIDATION_FRACTION,
+    refit: Annotated[
+        bool,
+        typer.Option(
+            "--refit/--no-refit",
+            help="After choosing the threshold, train the shipped model on all training rows (two trainings).",
+            rich_help_panel=_TRAINING,
+        ),
+    ] = d.REFIT,
     epochs: Annotated[int, typer.Option(min=1, rich_help_panel=_TRAINING)] = d.EPOCHS,
     hidden: Annotated[int, typer.Option(min=1, help="MLP hidden units.", rich_help_panel=_TRAINING)] = d.HIDDEN,
     batch_size: Annotated[int, typer.Option(min=1, rich_help_panel=_TRAINING)] = d.BATCH_SIZE,
@@ -94,6 +102,7 @@ def build(
         ),
         eval_fraction=eval_fraction,
         validation_fraction=validation_fraction,
+        refit=refit,
         max_accuracy_drop=max_accuracy_drop,
         target_auto_precision=target_auto_precision,
         min_int8_share=min_int8_share,
@@ -132,7 +141,10 @@ def _command_line(ctx: typer.Context) -> str:
         value = ctx.params.get(param.name or "")
         if value is None or not param.opts:
             continue
-        words += [param.opts[0], str(value)]
+        if isinstance(value, bool):
+            words.append(param.opts[0] if value else param.secondary_opts[0])
+        else:
+            words += [param.opts[0], str(value)]
     return shlex.join(words)
 
 

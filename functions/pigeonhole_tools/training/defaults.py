@@ -19,6 +19,7 @@ MIN_DF: Final = 1
 
 EVAL_FRACTION: Final = 0.2  # held out from --data only when --eval-data is absent
 VALIDATION_FRACTION: Final = 0.1  # carved from the training rows to choose the review threshold
+REFIT: Final = True  # after choosing the threshold, train the shipped model on all training rows
 MAX_ACCURACY_DROP: Final = 0.01
 TARGET_AUTO_PRECISION: Final = 0.97
 MIN_INT8_SHARE: Final = 0.5

@@ -17,6 +17,9 @@ from numpy.typing import NDArray
 from pigeonhole.model.session import run_probabilities
 
 ECE_BINS = 15
+# Events per inference run when scoring: the classifier runs the model once per SQS batch (<= 10),
+# and int8 dynamic quantization picks its activation scale per run, so batch size matters (a little).
+EVAL_BATCH = 10
 
 
 def expected_calibration_error(
@@ -156,3 +159,29 @@ def measure_latency(
         f"batch_of_{batch}_ms": round(statistics.median(batches) * 1e3, 4),
         "repeats": repeats,
     }
+
+
+def score_in_batches(
+    session: object, texts: Sequence[str], input_name: str, output_name: str, batch: int = EVAL_BATCH
+) -> NDArray[np.float32]:
+    """Probabilities for `texts` in consecutive runs of `batch` events, as the classifier would see them."""
+    if batch < 1:
+        raise ValueError("batch must be >= 1")
+    parts = [
+        run_probabilities(session, list(texts[i : i + batch]), input_name, output_name)
+        for i in range(0, len(texts), batch)
+    ]
+    return np.concatenate(parts, axis=0) if parts else np.zeros((0, 0), dtype=np.float32)
+
+
+def batch_dependence(
+    session: object, texts: Sequence[str], input_name: str, output_name: str, in_batches: NDArray[np.float32]
+) -> dict[str, float]:
+    """How much an event's probabilities depend on the other events of its run: alone vs in its batch.
+
+    `DynamicQuantizeLinear` takes one scale for the whole input tensor, so with int8 the same event
+    can score slightly differently alone and within a batch. (One run over a whole eval set is not
+    measured: the graph's TF-IDF output is dense, [N, n_features] floats, gigabytes for N in thousands.)
+    """
+    alone = score_in_batches(session, texts, input_name, output_name, batch=1)
+    return agreement(alone, in_batches)

@@ -2,8 +2,9 @@
 
 The graph holds the whole featurizer, so the runtime needs only onnxruntime + `normalize_text`.
 It has exactly one input (strings, shape [None, 1]) and one output (float probabilities in the
-order of `TrainedModel.classes`); the string `label` output skl2onnx adds is pruned, the graph
-name is fixed (skl2onnx draws a random one) so the same seed gives the same bytes.
+order of `TrainedModel.classes`); the string `label` output skl2onnx adds is pruned. The graph name
+(skl2onnx draws a random one) is fixed and the opset imports sorted, so the same seed gives the
+same bytes in every process.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def to_onnx(
     if output_name != _SKL2ONNX_PROBABILITIES:
         rename_output(graph, _SKL2ONNX_PROBABILITIES, output_name)
     graph.graph.name = GRAPH_NAME
+    sort_opset_imports(graph)
     onnx.checker.check_model(graph)
     inputs = [i.name for i in graph.graph.input]
     outputs = [o.name for o in graph.graph.output]
@@ -58,6 +60,14 @@ def to_onnx(
             f"exported graph has inputs {inputs} and outputs {outputs}, expected [{input_name}] -> [{output_name}]"
         )
     return graph
+
+
+def sort_opset_imports(model: onnx.ModelProto) -> None:
+    """skl2onnx lists opset domains in set order, which changes with PYTHONHASHSEED: sort them for stable bytes."""
+    ordered = sorted(model.opset_import, key=lambda o: o.domain)
+    copies = [onnx.helper.make_opsetid(o.domain, o.version) for o in ordered]
+    del model.opset_import[:]
+    model.opset_import.extend(copies)
 
 
 def rename_output(model: onnx.ModelProto, old: str, new: str) -> None:

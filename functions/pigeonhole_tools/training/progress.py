@@ -32,10 +32,10 @@ class Reporter:
         self.console.print(f"[green]✓[/green] {title} [dim]({time.perf_counter() - started:.1f} s)[/dim]")
 
     @contextmanager
-    def epochs(self, total: int) -> Iterator[EpochCallback]:
+    def epochs(self, total: int, title: str = "training") -> Iterator[EpochCallback]:
         """A progress bar advanced by the returned callback once per finished epoch."""
         columns = (
-            TextColumn("training"),
+            TextColumn(escape(title)),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[detail]}"),

@@ -65,6 +65,7 @@ class TrainedModel:
     params: TrainParams
     seconds: float
     n_features: int
+    rows: int
     history: list[EpochReport] = field(default_factory=list)
 
     @property
@@ -146,5 +147,6 @@ def train(
         params=params,
         seconds=time.perf_counter() - started,
         n_features=int(x.shape[1]),
+        rows=int(x.shape[0]),
         history=history,
     )
