@@ -1,0 +1,111 @@
+"""The real build on BANKING77 (train.csv -> test.csv), once per session, against the release targets.
+
+Runs the same command as `make model` with default options, so it also checks that the committed
+package in layers/model is what the recipe produces (byte for byte, when the library versions match).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pigeonhole.constants import MODEL_FILE
+from pigeonhole.model.manifest import Manifest, load_manifest, sha256_file
+from pigeonhole.model.runtime import ModelRuntime
+from pigeonhole_tools.training.build import library_versions
+from pigeonhole_tools.training.cli import model_app
+
+pytestmark = pytest.mark.slow
+
+TARGET_INT8_ACCURACY = 0.92
+TARGET_AGREEMENT = 0.99
+BYTE_RELEVANT = ("numpy", "scipy", "scikit-learn", "skl2onnx", "onnx", "onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def built(banking77_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("banking77") / "model"
+    args = [
+        "build",
+        "--data",
+        str(banking77_dir / "train.csv"),
+        "--eval-data",
+        str(banking77_dir / "test.csv"),
+        "--text-column",
+        "text",
+        "--label-column",
+        "category",
+        "--name",
+        "banking77-intents",
+        "--version",
+        "1.0.0",
+        "--out",
+        str(out),
+    ]
+    result = CliRunner().invoke(model_app, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def manifest(built: Path) -> Manifest:
+    return load_manifest(built)
+
+
+def _metric(manifest: Manifest, *path: str) -> float:
+    node: object = manifest.metrics
+    for key in path:
+        assert isinstance(node, dict), path
+        node = node[key]
+    assert isinstance(node, int | float), path
+    return float(node)
+
+
+def test_int8_accuracy_reaches_the_target(manifest: Manifest) -> None:
+    assert _metric(manifest, "int8", "accuracy") >= TARGET_INT8_ACCURACY
+
+
+def test_int8_agrees_with_fp32(manifest: Manifest) -> None:
+    assert _metric(manifest, "fp32_vs_int8", "top1_agreement") >= TARGET_AGREEMENT
+    assert _metric(manifest, "accuracy_drop") <= 0.01
+
+
+def test_the_graph_matches_scikit_learn(manifest: Manifest) -> None:
+    """No train/serve skew: the ONNX featurizer reproduces scikit-learn's on normalized text."""
+    assert _metric(manifest, "sklearn_vs_onnx_fp32", "top1_agreement") >= 0.999
+    assert _metric(manifest, "sklearn_vs_onnx_fp32", "max_abs_prob_diff") < 1e-3
+
+
+def test_the_weights_are_int8_and_the_package_is_small(built: Path, manifest: Manifest) -> None:
+    assert _metric(manifest, "quantization", "int8_share") >= 0.9
+    size = (built / MODEL_FILE).stat().st_size
+    assert size < 8_000_000
+    assert size < 0.4 * _metric(manifest, "sizes", "fp32_bytes")
+
+
+def test_the_review_threshold_auto_routes_most_events_at_the_promised_precision(manifest: Manifest) -> None:
+    threshold = manifest.metrics["review_threshold"]
+    assert isinstance(threshold, dict)
+    assert threshold["reached_target"] is True
+    assert _metric(manifest, "review_threshold", "validation", "auto_accuracy") >= 0.97
+    assert _metric(manifest, "review_threshold", "eval", "coverage") >= 0.5
+
+
+def test_the_built_package_loads(built: Path) -> None:
+    runtime = ModelRuntime.load(built)
+    assert len(runtime.classes) == 77
+    assert runtime.manifest.drift_baseline.n_events == 3080
+
+
+def test_the_committed_package_is_what_this_recipe_builds(built: Path, model_dir: Path) -> None:
+    committed = load_manifest(model_dir)
+    recorded = committed.build.get("libraries")
+    assert isinstance(recorded, dict)
+    current = library_versions()
+    differ = {lib: (recorded.get(lib), current[lib]) for lib in BYTE_RELEVANT if recorded.get(lib) != current[lib]}
+    if differ:
+        pytest.skip(f"library versions differ from the committed build {differ}: bytes may legitimately differ")
+    assert sha256_file(built / MODEL_FILE) == committed.model.sha256
+    assert load_manifest(built).thresholds == committed.thresholds

@@ -1,0 +1,103 @@
+"""The committed default package (layers/model): integrity, contract and a few sentences it must get right."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pigeonhole.constants import MANIFEST_FILE, MODEL_FILE
+from pigeonhole.exceptions import ModelIntegrityError
+from pigeonhole.model.manifest import Manifest, load_manifest, sha256_file
+from pigeonhole.model.runtime import ModelRuntime
+
+# Written for this test (not from the data set), one per intent, in a customer's own words.
+SENTENCES = {
+    "I ordered a card two weeks ago and it still hasn't arrived": "card_arrival",
+    "I think my card has been stolen": "lost_or_stolen_card",
+    "My PIN got blocked after too many wrong attempts": "pin_blocked",
+    "How old do you need to be to open an account?": "age_limit",
+    "Contactless payments stopped working on my card": "contactless_not_working",
+    "Please cancel the transfer I just sent": "cancel_transfer",
+    "How can I change my PIN?": "change_pin",
+    "The ATM kept my card and did not give it back": "card_swallowed",
+    "I was charged twice for the same purchase": "transaction_charged_twice",
+    "Can I use Apple Pay with your card?": "apple_pay_or_google_pay",
+}
+
+# Written the same way, but the model gets it wrong (lost_or_stolen_phone, 0.55): it must then at
+# least be unsure enough to go to human review, with the right intent among the top 3 scores.
+HARD = {"Someone stole my card yesterday, what should I do?": "lost_or_stolen_card"}
+
+
+@pytest.fixture(scope="module")
+def runtime(model_dir: Path) -> ModelRuntime:
+    return ModelRuntime.load(model_dir)
+
+
+@pytest.fixture(scope="module")
+def manifest(model_dir: Path) -> Manifest:
+    return load_manifest(model_dir)
+
+
+def test_the_package_files_match_the_manifest(model_dir: Path, manifest: Manifest) -> None:
+    assert manifest.model.file == MODEL_FILE
+    assert sha256_file(model_dir / MODEL_FILE) == manifest.model.sha256
+    assert (model_dir / MODEL_FILE).stat().st_size == manifest.model.size_bytes
+    assert manifest.vocabulary is not None
+    assert sha256_file(model_dir / manifest.vocabulary.file) == manifest.vocabulary.sha256
+
+
+def test_it_classifies_hand_written_banking_sentences(runtime: ModelRuntime) -> None:
+    probs = runtime.predict_proba(list(SENTENCES))
+    predicted = {text: runtime.classes[i] for text, i in zip(SENTENCES, probs.argmax(axis=1), strict=True)}
+    assert predicted == SENTENCES
+
+
+def test_a_sentence_it_gets_wrong_goes_to_review(runtime: ModelRuntime, manifest: Manifest) -> None:
+    probs = runtime.predict_proba(list(HARD))
+    for (text, label), p in zip(HARD.items(), probs, strict=True):
+        top3 = [runtime.classes[i] for i in p.argsort()[::-1][:3]]
+        assert label in top3, text
+        if top3[0] != label:
+            assert p.max() < manifest.thresholds.review_confidence, text
+
+
+def test_raw_text_is_normalized_like_training_text(runtime: ModelRuntime) -> None:
+    """Case and whitespace do not change the answer: normalize_text runs before the graph."""
+    a, b = runtime.predict_proba(["my card hasn't ARRIVED   yet", "My card hasn't arrived yet"])
+    assert a.tolist() == b.tolist()
+
+
+def test_the_manifest_describes_the_default_model(manifest: Manifest) -> None:
+    assert manifest.name == "banking77-intents"
+    assert manifest.version == "1.0.0"
+    assert len(manifest.classes) == 77
+    assert manifest.input.onnx_input == "text"
+    assert manifest.input.onnx_probabilities_output == "probabilities"
+    assert manifest.training_data.source == "../shared/datasets/banking77/train.csv"
+    assert manifest.training_data.train_rows == 10003
+    assert manifest.training_data.eval_rows == 3080
+    int8 = manifest.metrics["int8"]
+    assert isinstance(int8, dict)
+    assert int8["accuracy"] >= 0.92
+    agreement = manifest.metrics["fp32_vs_int8"]
+    assert isinstance(agreement, dict)
+    assert agreement["top1_agreement"] >= 0.99
+    assert manifest.drift_baseline.n_events == 3080
+    assert 0.0 < manifest.thresholds.review_confidence < 1.0
+
+
+def test_the_readme_gives_the_command_that_built_it(model_dir: Path, manifest: Manifest) -> None:
+    readme = (model_dir / "README.md").read_text(encoding="utf-8")
+    assert str(manifest.build["command"]) in readme
+
+
+def test_a_tampered_copy_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    for name in (MODEL_FILE, MANIFEST_FILE, "vocab.txt"):
+        (tmp_path / name).write_bytes((model_dir / name).read_bytes())
+    blob = bytearray((tmp_path / MODEL_FILE).read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (tmp_path / MODEL_FILE).write_bytes(bytes(blob))
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        ModelRuntime.load(tmp_path)
