@@ -17,7 +17,8 @@ from pigeonhole.model.runtime import ModelRuntime
 from pigeonhole_tools.training.build import library_versions
 from pigeonhole_tools.training.cli import model_app
 
-pytestmark = pytest.mark.slow
+# Two trainings of ~40k features: ~4 min on 2 idle cores, twice that on a busy machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 TARGET_INT8_ACCURACY = 0.92
 TARGET_AGREEMENT = 0.99

@@ -157,7 +157,9 @@ def test_the_manifest_records_what_the_contract_needs(built: tuple[Path, str], d
     assert str(build["command"]).startswith("pigeonhole model build --data ")
     assert "--epochs 25" in str(build["command"])
     assert build["seed"] == 0
-    assert {"scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy"} <= set(build["libraries"])  # type: ignore[arg-type]
+    libraries = build["libraries"]
+    assert isinstance(libraries, dict)
+    assert {"scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy"} <= set(libraries)
 
 
 def test_progress_and_summary_are_printed(built: tuple[Path, str]) -> None:

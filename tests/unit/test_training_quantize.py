@@ -37,7 +37,7 @@ def test_report_counts_bytes_by_dtype() -> None:
 
 
 def test_string_tensors_count_their_bytes() -> None:
-    tensor = helper.make_tensor("s", TensorProto.STRING, [2], [b"abc", b"de"])
+    tensor = onnx.TensorProto(name="s", data_type=TensorProto.STRING, dims=[2], string_data=[b"abc", b"de"])
     assert tensor_bytes(tensor) == 5
 
 
