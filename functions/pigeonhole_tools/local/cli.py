@@ -74,6 +74,9 @@ def demo(
     ),
     report: Annotated[Path | None, typer.Option(help="Also write the summary as JSON here.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Send only this many support messages.")] = None,
+    drift_phase: Annotated[
+        bool, typer.Option(help="Then shift the stream over two past windows, run drift, evaluate alarms.")
+    ] = True,
 ) -> None:
     """Stream ~220 sample events through the local system and account for every one of them."""
     from pigeonhole_tools.local.demo import DemoOptions, ModelMissingError, render, run_demo
@@ -91,6 +94,7 @@ def demo(
         log_file=log_file,
         report_path=report,
         limit=limit,
+        drift_phase=drift_phase,
     )
     try:
         result = run_demo(options, console)

@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
+    from pigeonhole_tools.local.drift_phase import DriftPhaseReport
+
 DEFAULT_HANDLER = "pigeonhole.classify.handler:handler"
 Where = Literal["output", "review", "quarantine", "dlq"]
 CHUNK = 10  # SendMessageBatch and PutEvents both take at most 10 entries
@@ -358,6 +360,7 @@ class DemoReport:
     log_file: str | None = None
     window_totals: dict[str, int] = field(default_factory=dict)  # summed window counters (DynamoDB)
     inference_ms: list[float] = field(default_factory=list)  # the handler's own InferenceTime metric (EMF)
+    drift_phase: DriftPhaseReport | None = None  # the shifted stream, drift runs and alarms (drift_phase.py)
 
     @property
     def entered(self) -> int:
@@ -404,13 +407,15 @@ class DemoReport:
     @property
     def ok(self) -> bool:
         """Drained, nothing lost, and only the injected poison event dead-lettered."""
-        return self.drained and not self.accounting.lost and not self.unexpected_dead_letters
+        phase_ok = self.drift_phase is None or self.drift_phase.ok
+        return self.drained and not self.accounting.lost and not self.unexpected_dead_letters and phase_ok
 
     def to_dict(self) -> dict[str, Any]:
         inv = self.stats.invocations
         warm = PollerStats(inv[1:])
         kinds = Counter(s.event.kind for s in self.sent if s.rejected is None)
         return {
+            "drift_phase": self.drift_phase.to_dict() if self.drift_phase is not None else None,
             "ok": self.ok,
             "runtime_seconds": round(self.runtime_seconds, 2),
             "drain_seconds": round(self.drain_seconds, 2),
@@ -588,6 +593,10 @@ def render(report: DemoReport, console: Console, top: int = 12) -> None:
         console.print(agreement)
     console.print(_timing_table(data["handler"]))
     console.print(_accounting_panel(report, data))
+    if report.drift_phase is not None:
+        from pigeonhole_tools.local.drift_phase import render_drift_phase
+
+        render_drift_phase(report.drift_phase, console)
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -606,6 +615,7 @@ class DemoOptions:
     report_path: Path | None = None
     region: str = DEFAULT_REGION
     limit: int | None = None  # support messages to send (default: all of them)
+    drift_phase: bool = False  # then stream two past windows (stationary, shifted), run drift, evaluate alarms
 
 
 @contextlib.contextmanager
@@ -720,6 +730,11 @@ def run_demo(options: DemoOptions, console: Console) -> DemoReport:
         drain_seconds = time.perf_counter() - drain_started
         landings = collector.landings
         totals = window_totals(resources)
+        phase = None
+        if options.drift_phase:
+            from pigeonhole_tools.local.drift_phase import run_drift_phase
+
+            phase = run_drift_phase(resources, handler, model_dir, console, log_file=options.log_file)
         report = DemoReport(
             endpoint=resources.endpoint,
             events=events,
@@ -731,6 +746,7 @@ def run_demo(options: DemoOptions, console: Console) -> DemoReport:
             drain_seconds=drain_seconds,
             log_file=str(options.log_file) if options.log_file else None,
             window_totals=totals,
+            drift_phase=phase,
         )
     report.runtime_seconds = time.perf_counter() - started
     report.inference_ms = inference_times(options.log_file)
