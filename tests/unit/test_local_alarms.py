@@ -297,3 +297,51 @@ def test_drift_points_keep_their_dimensions_and_the_run_time() -> None:
     assert dict(datum.dimensions) == {"service": "drift", "ModelVersion": VERSION}
     assert datum.values == (2.0,)
     assert datum.timestamp == _at(T0)
+
+
+# -- the demo's drift phase (pure parts) ----------------------------------------------------------------
+def test_drift_phase_windows_are_closed_and_older_than_the_first_part() -> None:
+    from pigeonhole_tools.local import drift_phase as dp
+
+    now = _at(T0 + 4321)
+    w1, w2 = dp.plan_windows(now, 300)
+    assert w2 == w1 + 300
+    assert w2 + 300 + 120 <= int(now.timestamp())  # window 2 closed (end + grace) when the phase runs
+    assert w2 + 300 <= int(now.timestamp()) - 600  # the first part's event times reach 600 s back
+    opts = dp.DriftPhaseOptions(stationary_events=40, shifted_events=20, shifted_share=0.5)
+    events, off_domain = dp.build_events(w1, w2, 300, opts, ["how do I top up", "my card is lost"])
+    assert off_domain == 10
+    assert len(events) == 60
+    times = [json.loads(e.body)["time"] for e in events]
+    starts = [datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() // 300 * 300 for t in times]
+    assert starts.count(w1) == 40
+    assert starts.count(w2) == 20
+
+
+def test_drift_phase_render_marks_the_fallback_and_lists_notifications() -> None:
+    import io
+
+    from rich.console import Console
+
+    from pigeonhole_tools.local import drift_phase as dp
+
+    ev, _ = _evaluator({("DriftSeverity", "Maximum"): {T0: 2.0}})
+    report = dp.DriftPhaseReport(
+        source="the demo's own banking messages",
+        fallback=True,
+        windows=[("2027-01-15T08:00:00Z", "stationary", 2000)],
+        sent=1,
+        landed=1,
+        drained=True,
+        drift=[{"window": "2027-01-15T08:00:00Z", "severity": "page", "events": 2000, "why": ["baseline x page: y"]}],
+        evaluations=[dp.Evaluation("drift w1 run", "2027-01-15T08:07:00Z", ev.evaluate(_at(T0 + 60)))],
+        pages=[{"Severity": "page", "AlarmName": "unit-drift-page", "OldStateValue": "OK", "NewStateValue": "ALARM"}],
+    )
+    out = io.StringIO()
+    dp.render_drift_phase(report, Console(file=out, width=200))
+    text = out.getvalue()
+    assert "PAGE: unit-drift-page OK -> ALARM" in text
+    assert "No BANKING77 test split here" in text
+    assert "baseline x page: y" in text
+    assert "not evaluated locally (no such metric in the emulator): ingest-dlq-depth" in text
+    assert report.ok
