@@ -139,6 +139,9 @@ def harness(
     ] = "fast",
     scenario: Annotated[list[str] | None, typer.Option(help="Only these scenarios (repeatable); default: all.")] = None,
     heldout_epochs: Annotated[int, typer.Option(min=1, help="Epochs of the held-out-intents model.")] = 4,
+    monte_carlo_windows: Annotated[
+        int, typer.Option(min=0, help="Extra counters-only stationary windows for the page false-alarm rate.")
+    ] = 0,
     thresholds: Annotated[
         str, typer.Option(help="JSON threshold overrides, as PIGEONHOLE_DRIFT_THRESHOLDS (e.g. '{\"psi_page\": 0.3}').")
     ] = "{}",
@@ -173,6 +176,7 @@ def harness(
         label_coverage=label_coverage,
         mode=mode,  # type: ignore[arg-type]
         heldout_epochs=heldout_epochs,
+        monte_carlo_windows=monte_carlo_windows,
         scenarios=tuple(scenario or ()),
         threshold_overrides=overrides,
     )
@@ -201,6 +205,7 @@ def _reproduce_command(cfg: Any, doc: Path | None, json_out: Path | None) -> str
         f"--label-coverage {cfg.label_coverage:g}",
         f"--mode {cfg.mode}",
         f"--heldout-epochs {cfg.heldout_epochs}",
+        f"--monte-carlo-windows {cfg.monte_carlo_windows}",
     ]
     parts += [f"--scenario {s}" for s in cfg.scenarios]
     if cfg.threshold_overrides:

@@ -110,6 +110,7 @@ class HarnessConfig:
     recorder_batch: int = 99  # fast mode; full mode uses the event source mapping's 10
     feedback_batch: int = 99
     markers_per_transaction: int = 99  # the adapter's chunk (default 50): fewer, larger moto transactions
+    monte_carlo_windows: int = 0  # extra counters-only stationary windows for the page false-alarm rate
     heldout_intents: tuple[str, ...] = HELDOUT_INTENTS
     heldout_epochs: int = 4
     heldout_model_dir: Path | None = None  # a package without the held-out intents; None: train one
@@ -135,6 +136,7 @@ class HarnessConfig:
             "heldout_intents": list(self.heldout_intents),
             "heldout_epochs": self.heldout_epochs,
             "threshold_overrides": dict(self.threshold_overrides),
+            "monte_carlo_windows": self.monte_carlo_windows,
         }
 
 
@@ -1014,6 +1016,65 @@ def noise_floor_verdicts(
     return Verdicts(f"candidate: PSI page ≥ max(0.25, noise floor z={z:g})", {}, per_run)
 
 
+# -- many more stationary windows, counters only (a tighter false-alarm estimate) -----------------
+
+
+def counters_monte_carlo(
+    pool: Pool, model: LoadedModel, windows: int, events: int, seed: int, z: float = 4.0
+) -> dict[str, dict[str, Any]]:
+    """Page rates of stationary windows built straight from cached predictions, without DynamoDB.
+
+    Each window samples ``events`` rows of the pool (with replacement), counts them with the recorder's
+    own ``WindowCounters.from_batch`` (class, confidence as routed, input features) and is judged by
+    ``evaluate_for_manifest`` against the baseline only: no labels and no trailing reference, which can
+    only warn. So this measures page false alarms of the label-free signals (every stationary page of
+    the full run came from them) on thousands of windows, where 200 windows give a wide interval.
+    """
+    from pigeonhole.model.features import input_features, normalize_batch
+
+    manifest = model.runtime.manifest
+    layout = keys.counter_layout(manifest)
+    rows = pool.indices(None, model.unknown_intents)
+    probs = pool.probabilities[model.key][rows]
+    pred = probs.argmax(axis=1)
+    conf = np.round(probs.max(axis=1).astype(np.float64), 6)
+    review = conf < manifest.thresholds.review_confidence
+    features = input_features(normalize_batch([pool.texts[i] for i in rows]), model.runtime.vocabulary)
+    baseline = manifest.drift_baseline
+    sizes = {
+        SIGNAL_CLASS_MIX: (len(baseline.class_prior), float(baseline.n_events)),
+        SIGNAL_CONFIDENCE: (len(baseline.confidence.counts), float(sum(baseline.confidence.counts))),
+        **{f"{FEATURE_SIGNAL_PREFIX}{k}": (len(h.counts), float(sum(h.counts))) for k, h in baseline.features.items()},
+    }
+    psi_page = float(manifest.drift_thresholds.psi_page)
+    rng = np.random.default_rng([seed, windows, events])
+    pages = {"as deployed": 0, "psi_page 0.30": 0, f"candidate: noise floor z={z:g}": 0}
+    for _ in range(windows):
+        idx = rng.integers(rows.size, size=events)
+        window = WindowCounters.from_batch(
+            layout, pred[idx], conf[idx], {k: v[idx] for k, v in features.items()}, review=review[idx]
+        )
+        report = evaluate_for_manifest(window, manifest)
+        pages["as deployed"] += report.severity == "page"
+        psis = {r.signal: r.statistics.get("psi") for r in report.baseline}
+        pages["psi_page 0.30"] += any(isinstance(v, float) and v >= 0.30 for v in psis.values())
+        pages[f"candidate: noise floor z={z:g}"] += any(
+            isinstance(v, float)
+            and name in sizes
+            and v >= max(psi_page, noise_floor(sizes[name][0], events, sizes[name][1], z))
+            for name, v in psis.items()
+        )
+    return {
+        name: {
+            "windows": windows,
+            "page": hits,
+            "page_rate": _rate(hits, windows),
+            "page_rate_ci95": wilson(hits, windows),
+        }
+        for name, hits in pages.items()
+    }
+
+
 # -- the whole measurement -----------------------------------------------------------------------
 
 SWEEPS: tuple[tuple[str, Mapping[str, Any]], ...] = (
@@ -1035,6 +1096,7 @@ class HarnessResult:
     seconds: float
     classify_seconds: float
     sweeps: list[Verdicts] = field(default_factory=list)
+    monte_carlo: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Every number the report shows, as plain JSON."""
@@ -1107,6 +1169,7 @@ class HarnessResult:
             for s in self.scenarios
         ]
         out["stationary_triggers"] = trigger_counts(self.runs)
+        out["monte_carlo"] = self.monte_carlo
         return _json_safe(out)
 
 
@@ -1158,10 +1221,15 @@ def run_harness(cfg: HarnessConfig, progress: Callable[[str], None] = lambda _: 
         heldout_dir = cfg.heldout_model_dir or heldout_model(cfg, progress)
         models["heldout"] = load_model("heldout", heldout_dir, all_intents)
     t_classify = time.perf_counter()
+    needed = {"test"} | {c.pool for s in chosen for c in (s.after or ())}
+    done: dict[Path, str] = {}  # a model directory classified once, whatever its role
     for key, model in models.items():
-        for pool in pools.values():
-            pool.probabilities[key] = classify_pool(model.runtime, pool.texts)
-        progress(f"classified {sum(len(p.texts) for p in pools.values())} pool texts with the {key} model")
+        same = done.get(model.model_dir.resolve())
+        for name in sorted(needed):
+            pool = pools[name]
+            pool.probabilities[key] = pool.probabilities[same] if same else classify_pool(model.runtime, pool.texts)
+        done.setdefault(model.model_dir.resolve(), key)
+        progress(f"classified {sum(len(pools[n].texts) for n in needed)} pool texts with the {key} model")
     classify_seconds = time.perf_counter() - t_classify
     simulator = Simulator(cfg, pools, models, progress)
     runs: list[RunResult] = []
@@ -1197,6 +1265,12 @@ def run_harness(cfg: HarnessConfig, progress: Callable[[str], None] = lambda _: 
     ]
     result.sweeps.append(noise_floor_verdicts(runs, manifests, recorded_verdicts(runs)))
     result.sweeps.append(candidate_verdicts(runs, manifests, recorded_verdicts(runs)))
+    if cfg.monte_carlo_windows:
+        t_mc = time.perf_counter()
+        result.monte_carlo = counters_monte_carlo(
+            pools["test"], models["default"], cfg.monte_carlo_windows, cfg.events_per_window, cfg.seed
+        )
+        progress(f"counters-only Monte Carlo: {cfg.monte_carlo_windows} windows in {time.perf_counter() - t_mc:.0f} s")
     result.seconds = time.perf_counter() - started
     return result
 

@@ -77,6 +77,52 @@ def targets(result: Mapping[str, Any]) -> list[tuple[str, str, bool | None]]:
     return out
 
 
+def _merged_lines(result: Mapping[str, Any]) -> list[str]:
+    """Stationary false alarms with longer windows (merged counters)."""
+    cfg = result["config"]
+    lines: list[str] = []
+    if result.get("merged_windows"):
+        lines += [
+            "",
+            "Longer windows (consecutive stationary windows merged — the counters are mergeable — deployed "
+            "thresholds):",
+            "",
+            "| events per window | windows | ≥ warn | page |",
+            "|---|---|---|---|",
+        ]
+        lines.append(
+            f"| {cfg['events_per_window']} (as run) | {result['settings'][0]['stationary']['windows']} | "
+            f"{_pct(result['settings'][0]['stationary']['warn_rate'])} | "
+            f"{_pct(result['settings'][0]['stationary']['page_rate'], 2)} |"
+        )
+        for n, fa in result["merged_windows"].items():
+            lines.append(f"| {n} | {fa['windows']} | {_pct(fa['warn_rate'])} | {_pct(fa['page_rate'], 2)} |")
+    return lines
+
+
+def _monte_carlo_lines(result: Mapping[str, Any]) -> list[str]:
+    """The counters-only Monte Carlo page rates, when run."""
+    cfg = result["config"]
+    lines: list[str] = []
+    mc = result.get("monte_carlo") or {}
+    if mc:
+        lines += [
+            "",
+            f"Counters-only Monte Carlo ({next(iter(mc.values()))['windows']:,} more stationary windows of "
+            f"{cfg['events_per_window']} events: sampled from the cached predictions, counted with "
+            "`WindowCounters.from_batch`, judged by `evaluate_for_manifest` against the baseline; no DynamoDB, "
+            "no labels, no trailing reference — the label-free signals raised every stationary page above):",
+            "",
+            "| thresholds | windows | page |",
+            "|---|---|---|",
+        ]
+        for name, fa in mc.items():
+            lines.append(
+                f"| {name} | {fa['windows']:,} | {fa['page']} = {_pct(fa['page_rate'], 2)}{_ci(fa['page_rate_ci95'])} |"
+            )
+    return lines
+
+
 def markdown(result: Mapping[str, Any], command: str) -> str:
     """The generated block: settings, targets, false alarms, detection delays, sweep, triggers."""
     cfg = result["config"]
@@ -130,22 +176,7 @@ def markdown(result: Mapping[str, Any], command: str) -> str:
             f"| {s['name']} | {st['windows']} | {_pct(st['warn_rate'])}{_ci(st['warn_rate_ci95'])} | "
             f"{st['page']} = {_pct(st['page_rate'], 2)}{_ci(st['page_rate_ci95'])} |"
         )
-    if result.get("merged_windows"):
-        lines += [
-            "",
-            "Longer windows (consecutive stationary windows merged — the counters are mergeable — deployed "
-            "thresholds):",
-            "",
-            "| events per window | windows | ≥ warn | page |",
-            "|---|---|---|---|",
-        ]
-        lines.append(
-            f"| {cfg['events_per_window']} (as run) | {result['settings'][0]['stationary']['windows']} | "
-            f"{_pct(result['settings'][0]['stationary']['warn_rate'])} | "
-            f"{_pct(result['settings'][0]['stationary']['page_rate'], 2)} |"
-        )
-        for n, fa in result["merged_windows"].items():
-            lines.append(f"| {n} | {fa['windows']} | {_pct(fa['warn_rate'])} | {_pct(fa['page_rate'], 2)} |")
+    lines += _merged_lines(result) + _monte_carlo_lines(result)
 
     triggers = result.get("stationary_triggers") or {}
     if triggers:
