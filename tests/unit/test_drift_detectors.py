@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pigeonhole.drift import statistics as st
 from pigeonhole.drift.counters import CounterLayout, WindowCounters
 from pigeonhole.drift.detectors import (
     AccuracyDetector,
@@ -293,3 +294,50 @@ def test_signal_counts() -> None:
     assert signal_counts(w, "feature:tokens").tolist() == [1, 1]
     with pytest.raises(KeyError):
         signal_counts(w, "feature:nope")
+
+
+def test_psi_noise_floor_matches_hand_computation() -> None:
+    # 77 bins, n = 500, N = 3,080: scale = 1/500 + 1/3080 = 0.0023247;
+    # mean = 76 × scale = 0.17667; sd = √152 × scale = 0.028661; mean + 4 sd = 0.29131
+    assert st.psi_noise_floor(77, 500, 3080, 4.0) == pytest.approx(0.29131, abs=1e-4)
+    assert st.psi_noise_floor(77, 500, 3080, 0.0) == pytest.approx(0.17667, abs=1e-4)
+    assert st.psi_noise_floor(1, 500, 3080, 4.0) == 0.0
+    assert st.psi_noise_floor(77, 0, 3080, 4.0) == 0.0
+
+
+def _noisy_class_mix() -> tuple[np.ndarray, np.ndarray]:
+    """77 uniform classes (3,080 reference events) and a 500-event window with PSI 0.2776."""
+    reference = np.full(77, 40.0)
+    window = np.full(77, 3.2)
+    window[38:] = (500 - 38 * 3.2) / 39
+    return reference, window
+
+
+def test_psi_between_page_line_and_noise_floor_warns_instead_of_paging() -> None:
+    reference, window = _noisy_class_mix()
+    result = HistogramDriftDetector(reference, MonitorThresholds(), signal="class_mix").detect(window)
+    assert result.statistics["psi"] == pytest.approx(0.2776, abs=1e-3)
+    assert result.statistics["psi_page_effective"] == pytest.approx(0.2913, abs=1e-3)
+    assert result.severity == "warn"
+
+
+def test_noise_floor_can_be_switched_off() -> None:
+    reference, window = _noisy_class_mix()
+    thresholds = MonitorThresholds(psi_noise_z=None)
+    result = HistogramDriftDetector(reference, thresholds, signal="class_mix").detect(window)
+    assert result.severity == "page"
+    assert result.statistics["psi_page_effective"] == 0.25
+
+
+def test_noise_floor_never_lowers_the_page_line() -> None:
+    """Few bins or large windows: the floor is below 0.25, and 0.25 stays the line."""
+    reference = np.full(10, 300.0)
+    window = np.full(10, 200.0)
+    window[0] = 20.0
+    result = HistogramDriftDetector(reference, MonitorThresholds(), signal="confidence").detect(window)
+    assert result.statistics["psi_page_effective"] == 0.25
+
+
+def test_negative_noise_z_is_rejected() -> None:
+    with pytest.raises(ValueError, match="psi_noise_z"):
+        MonitorThresholds(psi_noise_z=-1.0)

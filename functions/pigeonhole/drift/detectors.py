@@ -94,6 +94,8 @@ class MonitorThresholds:
     p_value: float = 0.05  # family-wise; divided by the number of tests (Bonferroni)
     min_window_events: int = 200
     psi_epsilon: float = st.PSI_EPSILON
+    # Page on a histogram's PSI only above max(psi_page, its sampling-noise floor at z sd); None: off.
+    psi_noise_z: float | None = 4.0
     chi2_min_expected: float = st.CHI2_MIN_EXPECTED
     expected_accuracy_warn_drop: float = 0.05
     expected_accuracy_page_drop: float | None = None  # label-free: ticket, not a page, unless configured
@@ -111,6 +113,8 @@ class MonitorThresholds:
             raise ValueError("p_value must be within (0, 1)")
         if self.min_window_events < 1 or self.min_labelled_events < 1:
             raise ValueError("minimum counts must be >= 1")
+        if self.psi_noise_z is not None and self.psi_noise_z < 0.0:
+            raise ValueError("psi_noise_z must be >= 0 (or None to page on psi_page alone)")
         if not 0.0 < self.psi_epsilon < 1.0 or self.chi2_min_expected < 0.0:
             raise ValueError("psi_epsilon must be within (0, 1) and chi2_min_expected >= 0")
         if not 0.0 <= self.min_label_coverage <= 1.0:
@@ -310,11 +314,15 @@ class HistogramDriftDetector(Detector):
             "dof": chi.dof,
             "p_value": chi.p_value,
         }
+        page_line = t.psi_page
+        if t.psi_noise_z is not None:
+            page_line = max(page_line, st.psi_noise_floor(cur.size, n, n_ref, t.psi_noise_z))
+        stats["psi_page_effective"] = page_line
         reasons: list[str] = []
         severity: Severity = OK
-        if "psi" in self.tests and psi_value >= t.psi_page:
+        if "psi" in self.tests and psi_value >= page_line:
             severity = PAGE
-            reasons.append(f"psi {psi_value:.4f} >= page {t.psi_page}")
+            reasons.append(f"psi {psi_value:.4f} >= page {page_line:.4g}")
         elif "psi" in self.tests and psi_value >= t.psi_warn:
             severity = WARN
             reasons.append(f"psi {psi_value:.4f} >= warn {t.psi_warn}")
