@@ -675,10 +675,15 @@ def heldout_model(cfg: HarnessConfig, progress: Callable[[str], None]) -> Path:
     Built by the training package's Python API on filtered copies of train/test written to the work dir
     (never into the repo); fewer epochs than the default recipe to keep the harness quick.
     """
+    import pigeonhole_tools.training as training_package
     from pigeonhole.model.manifest import load_manifest
 
     intents = sorted(cfg.heldout_intents)
-    tag = hashlib.sha256(json.dumps([intents, cfg.heldout_epochs, cfg.seed]).encode()).hexdigest()[:10]
+    recipe = hashlib.sha256()  # the builder's code is part of the cache key: a changed recipe rebuilds
+    for source in sorted(Path(training_package.__file__).parent.glob("*.py")):
+        recipe.update(source.read_bytes())
+    key = json.dumps([intents, cfg.heldout_epochs, cfg.seed, recipe.hexdigest()])
+    tag = hashlib.sha256(key.encode()).hexdigest()[:10]
     out = cfg.work_dir / f"model-heldout-{tag}"
     if (out / "manifest.json").is_file():
         return out
@@ -966,61 +971,19 @@ def candidate_verdicts(runs: Sequence[RunResult], manifests: Mapping[str, Manife
     return Verdicts(f"{base.name} + per-class precision test", base.overrides, per_run)
 
 
-# -- a candidate page threshold that knows the sampling noise (not in the deployed code) -----------
-
-
-def noise_floor(bins: int, n: float, n_reference: float, z: float) -> float:
-    """PSI a window of ``n`` events reaches by chance against a reference of ``n_reference`` events.
-
-    Without drift, PSI ≈ Σ (a − e)² / e (its second-order term), whose mean is about
-    (bins − 1)(1/n + 1/n_ref) and standard deviation about √(2(bins − 1)) (1/n + 1/n_ref) (a scaled
-    chi-square). Returns mean + z · sd. For 77 classes at 500 events: 0.18 + z · 0.029.
-    """
-    if n <= 0 or n_reference <= 0 or bins < 2:
-        return 0.0
-    scale = 1.0 / n + 1.0 / n_reference
-    return (bins - 1) * scale + z * math.sqrt(2.0 * (bins - 1)) * scale
-
-
-def noise_floor_verdicts(
-    runs: Sequence[RunResult], manifests: Mapping[str, Manifest], base: Verdicts, z: float = 4.0
-) -> Verdicts:
-    """Candidate: page on a histogram's PSI only if it also clears its sampling-noise floor.
-
-    Page threshold per signal = max(psi_page, :func:`noise_floor`); nothing else changes (a window
-    that no longer pages stays at warn; accuracy pages stay). Few-bin signals (confidence, features)
-    keep 0.25; the 77-class mix at 500 events gets ~0.29.
-    """
-    per_run: dict[tuple[str, int], list[str]] = {}
-    for run in runs:
-        manifest = manifests[run.model]
-        baseline = manifest.drift_baseline
-        psi_page = float(manifest.drift_thresholds.psi_page)
-        sizes = {
-            SIGNAL_CLASS_MIX: (len(baseline.class_prior), float(baseline.n_events)),
-            SIGNAL_CONFIDENCE: (len(baseline.confidence.counts), float(sum(baseline.confidence.counts))),
-            **{
-                f"{FEATURE_SIGNAL_PREFIX}{k}": (len(h.counts), float(sum(h.counts)))
-                for k, h in baseline.features.items()
-            },
-        }
-        out: list[str] = []
-        for w, deployed in zip(run.windows, base.per_run[(run.scenario, run.repeat)], strict=True):
-            page = w.signals.get("accuracy", ("ok", None))[0] == "page"
-            for name, (_, psi) in w.signals.items():
-                if name in sizes and psi is not None:
-                    bins, n_ref = sizes[name]
-                    page = page or psi >= max(psi_page, noise_floor(bins, w.counters.events, n_ref, z))
-            out.append("page" if page else ("warn" if deployed == "page" else deployed))
-        per_run[(run.scenario, run.repeat)] = out
-    return Verdicts(f"candidate: PSI page ≥ max(0.25, noise floor z={z:g})", {}, per_run)
-
-
 # -- many more stationary windows, counters only (a tighter false-alarm estimate) -----------------
 
 
+MONTE_CARLO_SETTINGS: tuple[tuple[str, Mapping[str, Any]], ...] = (
+    ("as deployed (noise floor z=4)", {}),
+    ("fixed 0.25 line (psi_noise_z null)", {"psi_noise_z": None}),
+    ("fixed line, psi_page 0.30", {"psi_noise_z": None, "psi_page": 0.30}),
+    ("noise floor z=3", {"psi_noise_z": 3.0}),
+)
+
+
 def counters_monte_carlo(
-    pool: Pool, model: LoadedModel, windows: int, events: int, seed: int, z: float = 4.0
+    pool: Pool, model: LoadedModel, windows: int, events: int, seed: int
 ) -> dict[str, dict[str, Any]]:
     """Page rates of stationary windows built straight from cached predictions, without DynamoDB.
 
@@ -1040,30 +1003,16 @@ def counters_monte_carlo(
     conf = np.round(probs.max(axis=1).astype(np.float64), 6)
     review = conf < manifest.thresholds.review_confidence
     features = input_features(normalize_batch([pool.texts[i] for i in rows]), model.runtime.vocabulary)
-    baseline = manifest.drift_baseline
-    sizes = {
-        SIGNAL_CLASS_MIX: (len(baseline.class_prior), float(baseline.n_events)),
-        SIGNAL_CONFIDENCE: (len(baseline.confidence.counts), float(sum(baseline.confidence.counts))),
-        **{f"{FEATURE_SIGNAL_PREFIX}{k}": (len(h.counts), float(sum(h.counts))) for k, h in baseline.features.items()},
-    }
-    psi_page = float(manifest.drift_thresholds.psi_page)
     rng = np.random.default_rng([seed, windows, events])
-    pages = {"as deployed": 0, "psi_page 0.30": 0, f"candidate: noise floor z={z:g}": 0}
+    settings = {name: dict(overrides) for name, overrides in MONTE_CARLO_SETTINGS}
+    pages = dict.fromkeys(settings, 0)
     for _ in range(windows):
         idx = rng.integers(rows.size, size=events)
         window = WindowCounters.from_batch(
             layout, pred[idx], conf[idx], {k: v[idx] for k, v in features.items()}, review=review[idx]
         )
-        report = evaluate_for_manifest(window, manifest)
-        pages["as deployed"] += report.severity == "page"
-        psis = {r.signal: r.statistics.get("psi") for r in report.baseline}
-        pages["psi_page 0.30"] += any(isinstance(v, float) and v >= 0.30 for v in psis.values())
-        pages[f"candidate: noise floor z={z:g}"] += any(
-            isinstance(v, float)
-            and name in sizes
-            and v >= max(psi_page, noise_floor(sizes[name][0], events, sizes[name][1], z))
-            for name, v in psis.items()
-        )
+        for name, overrides in settings.items():
+            pages[name] += evaluate_for_manifest(window, manifest, **overrides).severity == "page"
     return {
         name: {
             "windows": windows,
@@ -1078,10 +1027,11 @@ def counters_monte_carlo(
 # -- the whole measurement -----------------------------------------------------------------------
 
 SWEEPS: tuple[tuple[str, Mapping[str, Any]], ...] = (
-    ("psi_page 0.30", {"psi_page": 0.30}),
-    ("psi_page 0.35", {"psi_page": 0.35}),
-    ("psi_epsilon 1e-3", {"psi_epsilon": 1e-3}),
-    ("psi_epsilon 1e-3, psi_page 0.30", {"psi_epsilon": 1e-3, "psi_page": 0.30}),
+    ("fixed 0.25 line (psi_noise_z null)", {"psi_noise_z": None}),
+    ("fixed line, psi_page 0.30", {"psi_noise_z": None, "psi_page": 0.30}),
+    ("fixed line, psi_page 0.35", {"psi_noise_z": None, "psi_page": 0.35}),
+    ("fixed line, psi_epsilon 1e-3", {"psi_noise_z": None, "psi_epsilon": 1e-3}),
+    ("noise floor z=3", {"psi_noise_z": 3.0}),
     ("psi_warn 0.2, js 0.2", {"psi_warn": 0.2, "js_distance": 0.2}),
 )
 
@@ -1263,7 +1213,6 @@ def run_harness(cfg: HarnessConfig, progress: Callable[[str], None] = lambda _: 
     result.sweeps = [
         rejudge(runs, manifests, name, {**cfg.threshold_overrides, **o}, cfg.reference_windows) for name, o in SWEEPS
     ]
-    result.sweeps.append(noise_floor_verdicts(runs, manifests, recorded_verdicts(runs)))
     result.sweeps.append(candidate_verdicts(runs, manifests, recorded_verdicts(runs)))
     if cfg.monte_carlo_windows:
         t_mc = time.perf_counter()
