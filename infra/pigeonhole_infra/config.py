@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, get_args, get_origin
 
+from pigeonhole import constants as c
 from pigeonhole.naming import MAX_BATCH_SIZE, ResourceNames
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -28,12 +29,10 @@ Architecture = Literal["x86_64", "arm64"]
 WarmMode = Literal["provisioned", "snapstart", "none"]
 PythonVersion = Literal["3.12", "3.13"]
 
-# Environment variables the functions read that constants.py does not define (yet); the values are
-# the names the drift/feedback/classifier authors agreed on. A test checks they match constants.py
-# if and when it defines them.
-ENV_WINDOWS_TABLE: Final = "PIGEONHOLE_WINDOWS_TABLE"
-ENV_PREDICTIONS_TABLE: Final = "PIGEONHOLE_PREDICTIONS_TABLE"
-ENV_FEEDBACK_TABLE: Final = "PIGEONHOLE_FEEDBACK_TABLE"
+# Environment variables of the monitoring tables: the names come from constants.py (one source).
+ENV_WINDOWS_TABLE: Final = c.ENV_WINDOWS_TABLE
+ENV_PREDICTIONS_TABLE: Final = c.ENV_PREDICTIONS_TABLE
+ENV_FEEDBACK_TABLE: Final = c.ENV_FEEDBACK_TABLE
 ENV_POWERTOOLS_LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"
 
 # Lambda handlers (module path inside the `pigeonhole` package).
