@@ -153,7 +153,7 @@ def harness(
     """Measure false alarms and detection delays of the drift detectors on simulated BANKING77 streams."""
     from pigeonhole_tools.local.emulator import default_model_dir
     from pigeonhole_tools.monitoring.harness import HarnessConfig, run_harness
-    from pigeonhole_tools.monitoring.harness_report import markdown, print_summary, write_doc
+    from pigeonhole_tools.monitoring.harness.report import markdown, print_summary, write_doc
 
     console = Console()
     errors = Console(stderr=True)
