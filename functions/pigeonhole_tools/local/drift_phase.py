@@ -38,6 +38,7 @@ from pigeonhole_tools.local.emulator import LocalResources, dynamodb_client, sqs
 from pigeonhole_tools.local.metrics import MetricForwarder, cloudwatch_client
 from pigeonhole_tools.local.poller import Handler, SqsEventSourcePoller
 from pigeonhole_tools.local.samples import OFF_TOPIC, DemoEvent, load_messages
+from pigeonhole_tools.local.streaming import Collector, Sent, stream_events, wait_drained
 from pigeonhole_tools.monitoring.sandbox import fast_transactions
 from pigeonhole_tools.monitoring.synthetic import off_domain_texts
 from pigeonhole_tools.monitoring.window_report import load_rows, render_table
@@ -210,8 +211,6 @@ def _stream(
     report: DriftPhaseReport,
 ) -> None:
     """Producer, poller (the event source mapping) and collector, as in the first part, until drained."""
-    from pigeonhole_tools.local.demo import Collector, Sent, _wait_drained, stream_events
-
     sqs = sqs_client(resources.endpoint, resources.region)
     sent: list[Sent] = []
     stop = threading.Event()
@@ -233,7 +232,7 @@ def _stream(
         def tick() -> None:
             status.update(f"drift phase: {len(collector.landings)}/{len(events)} events landed")
 
-        report.drained = _wait_drained(threads[0], sqs, resources, time.monotonic() + opts.max_seconds, tick)
+        report.drained = wait_drained(threads[0], sqs, resources, time.monotonic() + opts.max_seconds, tick)
     stop.set()
     for t in threads:
         t.join(timeout=30)

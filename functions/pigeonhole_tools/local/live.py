@@ -19,7 +19,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
-from pigeonhole_tools.local.demo import Collector, Landing
 from pigeonhole_tools.local.emulator import (
     FAKE_CREDENTIAL,
     INPUT_DETAIL_TYPE,
@@ -29,6 +28,7 @@ from pigeonhole_tools.local.emulator import (
     sqs_client,
 )
 from pigeonhole_tools.local.poller import Invocation
+from pigeonhole_tools.local.streaming import Collector, Landing
 
 Via = Literal["queue", "bus"]
 
