@@ -150,6 +150,53 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+# CPU features that select different float kernels in BLAS and onnxruntime (and so a model's last bits).
+_KERNEL_FLAGS = (
+    "sse4_1",
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "asimd",
+)
+
+
+def platform_fingerprint() -> dict[str, object]:
+    """What decides a build's float bits besides library versions: CPU, kernel flags and BLAS threading.
+
+    Byte identity of a rebuilt model is a property of one machine; tests compare bytes only where
+    this fingerprint (and the library versions) match, and compare quality everywhere else.
+    """
+    from threadpoolctl import threadpool_info  # a scikit-learn dependency: training only
+
+    cpu_model, flags = "unknown", set[str]()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "model name" and cpu_model == "unknown":
+                cpu_model = value.strip()
+            elif key in ("flags", "Features") and not flags:
+                flags = set(value.split())
+    keys = ("internal_api", "version", "architecture", "num_threads", "threading_layer")
+    blas = sorted(
+        ({k: info.get(k) for k in keys} for info in threadpool_info() if info.get("user_api") == "blas"),
+        key=lambda entry: (str(entry["internal_api"]), str(entry["version"])),
+    )
+    return {
+        "machine": platform.machine(),
+        "cpu_model": cpu_model,
+        "kernel_flags": sorted(f for f in _KERNEL_FLAGS if f in flags),
+        "blas": blas,
+    }
+
+
 def _indices(labels: list[str], classes: list[str]) -> NDArray[np.int64]:
     index = {c: i for i, c in enumerate(classes)}
     return np.asarray([index[label] for label in labels], dtype=np.int64)
@@ -254,6 +301,7 @@ def _build_info(opts: BuildOptions, model: TrainedModel, split: Splits) -> dict[
         "command": opts.command,
         "libraries": library_versions(),
         "platform": platform.platform(),
+        "platform_fingerprint": platform_fingerprint(),
         "seed": opts.params.seed,
         "parameters": {
             **opts.params.as_dict(),
