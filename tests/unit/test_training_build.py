@@ -18,6 +18,7 @@ from pigeonhole.constants import MANIFEST_FILE, MODEL_FILE
 from pigeonhole.model.manifest import FileRef, load_manifest, sha256_file
 from pigeonhole.model.runtime import ModelRuntime
 from pigeonhole_tools.training import package, quantize
+from pigeonhole_tools.training.build import platform_fingerprint
 from pigeonhole_tools.training.cli import EXIT_DATA_ERROR, EXIT_REFUSED, model_app
 
 _TOPICS = {
@@ -122,6 +123,8 @@ def test_the_manifest_records_what_the_contract_needs(built: tuple[Path, str], d
     assert manifest.input.onnx_probabilities_output == "probabilities"
     assert manifest.input.fields[0].name == "text"
     assert 0.0 < manifest.thresholds.review_confidence <= 1.0
+    # What decides the float bits besides library versions, so a byte comparison knows when it applies.
+    assert manifest.build["platform_fingerprint"] == platform_fingerprint()
 
     fingerprint = manifest.training_data
     assert fingerprint.train_sha256 == sha256_file(data_dir / "train.csv")
@@ -304,3 +307,13 @@ def test_verify_prints_the_numbers_of_a_package(built: tuple[Path, str]) -> None
     assert code == 0, output
     assert "synthetic 0.1.0" in output
     assert "review threshold" in output
+
+
+def test_the_platform_fingerprint_names_the_kernels_that_decide_float_bits() -> None:
+    fingerprint = platform_fingerprint()
+    assert set(fingerprint) == {"machine", "cpu_model", "kernel_flags", "blas"}
+    assert fingerprint == platform_fingerprint()  # stable within a process (BLAS list sorted)
+    blas = fingerprint["blas"]
+    assert isinstance(blas, list)
+    assert blas, "numpy links a BLAS; threadpoolctl must see it"
+    assert all({"internal_api", "version", "architecture", "num_threads"} <= set(entry) for entry in blas)
