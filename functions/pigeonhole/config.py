@@ -1,4 +1,9 @@
-"""One settings object, read from the environment once per container."""
+"""One settings object per function, read from the environment once per container.
+
+The fields every function shares (model package, window layout and retention) are declared and parsed
+once, in ``FunctionSettings``; ``Settings`` (classifier) and ``MonitorSettings`` (feedback, drift) add
+their own. Environment variable names live in ``pigeonhole.constants``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from pigeonhole import constants as c
 from pigeonhole.exceptions import ConfigurationError
@@ -60,11 +66,46 @@ def _optional(env: Mapping[str, str], name: str) -> str | None:
     return env.get(name) or None
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Runtime configuration of the classifier; the CDK stack and the local runtime set the same variables."""
+class _Common(TypedDict):
+    model_dir: Path
+    predictions_table: str | None
+    window_seconds: int
+    window_shards: int
+    window_ttl_days: int
+    capture_ttl_days: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionSettings:
+    """What every function reads alike: the model package and the window layout, parsed in one place.
+
+    The window length and shard count must be equal in all three functions: they name the items the
+    classifier writes and the feedback and drift functions read.
+    """
 
     model_dir: Path
+    predictions_table: str | None = None
+    window_seconds: int = c.DEFAULT_WINDOW_SECONDS
+    window_shards: int = c.DEFAULT_WINDOW_SHARDS
+    window_ttl_days: int = c.DEFAULT_WINDOW_TTL_DAYS
+    capture_ttl_days: int = c.DEFAULT_CAPTURE_TTL_DAYS
+
+    @staticmethod
+    def _common(env: Mapping[str, str]) -> _Common:
+        return _Common(
+            model_dir=Path(env.get(c.ENV_MODEL_DIR) or c.DEFAULT_MODEL_DIR),
+            predictions_table=_optional(env, c.ENV_PREDICTIONS_TABLE),
+            window_seconds=_int(env, c.ENV_WINDOW_SECONDS, c.DEFAULT_WINDOW_SECONDS),
+            window_shards=_int(env, c.ENV_WINDOW_SHARDS, c.DEFAULT_WINDOW_SHARDS),
+            window_ttl_days=_int(env, c.ENV_WINDOW_TTL_DAYS, c.DEFAULT_WINDOW_TTL_DAYS),
+            capture_ttl_days=_int(env, c.ENV_CAPTURE_TTL_DAYS, c.DEFAULT_CAPTURE_TTL_DAYS),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings(FunctionSettings):
+    """Runtime configuration of the classifier; the CDK stack and the local runtime set the same variables."""
+
     review_queue_url: str
     quarantine_queue_url: str
     output_bus_name: str
@@ -72,14 +113,9 @@ class Settings:
     top_k: int | None = None  # None: use the manifest's top_k
     max_event_bytes: int = c.DEFAULT_MAX_EVENT_BYTES
     ort_threads: int = 1
-    window_seconds: int = c.DEFAULT_WINDOW_SECONDS
     # Window counters + prediction capture (the WindowRecorder); off unless the windows table is set.
     windows_table: str | None = None
-    predictions_table: str | None = None
     capture_rate: float = c.DEFAULT_CAPTURE_RATE
-    capture_ttl_days: int = c.DEFAULT_CAPTURE_TTL_DAYS
-    window_ttl_days: int = c.DEFAULT_WINDOW_TTL_DAYS
-    window_shards: int = c.DEFAULT_WINDOW_SHARDS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,12 +127,13 @@ class Settings:
         ]
         if missing:
             raise ConfigurationError(f"missing required environment variables: {', '.join(missing)}")
-        windows, predictions = _optional(env, c.ENV_WINDOWS_TABLE), _optional(env, c.ENV_PREDICTIONS_TABLE)
-        if windows and not predictions:
+        common = cls._common(env)
+        windows = _optional(env, c.ENV_WINDOWS_TABLE)
+        if windows and not common["predictions_table"]:
             # The dedup markers that make counting exact live in the predictions table: no table, no exactness.
             raise ConfigurationError(f"{c.ENV_WINDOWS_TABLE} is set but {c.ENV_PREDICTIONS_TABLE} is not")
         return cls(
-            model_dir=Path(env.get(c.ENV_MODEL_DIR) or c.DEFAULT_MODEL_DIR),
+            **common,
             review_queue_url=env[c.ENV_REVIEW_QUEUE_URL],
             quarantine_queue_url=env[c.ENV_QUARANTINE_QUEUE_URL],
             output_bus_name=env[c.ENV_OUTPUT_BUS_NAME],
@@ -104,31 +141,17 @@ class Settings:
             top_k=_int(env, c.ENV_TOP_K, 0, minimum=0) or None,
             max_event_bytes=_int(env, c.ENV_MAX_EVENT_BYTES, c.DEFAULT_MAX_EVENT_BYTES, minimum=64),
             ort_threads=_int(env, c.ENV_ORT_THREADS, 1),
-            window_seconds=_int(env, c.ENV_WINDOW_SECONDS, c.DEFAULT_WINDOW_SECONDS),
             windows_table=windows,
-            predictions_table=predictions,
             capture_rate=_rate(env, c.ENV_CAPTURE_RATE, c.DEFAULT_CAPTURE_RATE),
-            capture_ttl_days=_int(env, c.ENV_CAPTURE_TTL_DAYS, c.DEFAULT_CAPTURE_TTL_DAYS),
-            window_ttl_days=_int(env, c.ENV_WINDOW_TTL_DAYS, c.DEFAULT_WINDOW_TTL_DAYS),
-            window_shards=_int(env, c.ENV_WINDOW_SHARDS, c.DEFAULT_WINDOW_SHARDS),
         )
 
 
-@dataclass(frozen=True)
-class MonitorSettings:
-    """Configuration of the feedback and drift functions (they need no queues of the classifier).
+@dataclass(frozen=True, kw_only=True)
+class MonitorSettings(FunctionSettings):
+    """Configuration of the feedback and drift functions (they need no queues of the classifier)."""
 
-    The window length and shard count must equal the classifier's: they name the items both read.
-    """
-
-    model_dir: Path
     windows_table: str
-    predictions_table: str | None = None  # feedback only
-    feedback_table: str | None = None  # feedback only
-    window_seconds: int = c.DEFAULT_WINDOW_SECONDS
-    window_shards: int = c.DEFAULT_WINDOW_SHARDS
-    window_ttl_days: int = c.DEFAULT_WINDOW_TTL_DAYS
-    capture_ttl_days: int = c.DEFAULT_CAPTURE_TTL_DAYS
+    feedback_table: str | None = None  # feedback only (predictions_table too)
     grace_seconds: int = c.DEFAULT_DRIFT_GRACE_SECONDS
     reference_windows: int = c.DEFAULT_DRIFT_REFERENCE_WINDOWS
     lookback_windows: int = c.DEFAULT_DRIFT_LOOKBACK_WINDOWS
@@ -141,14 +164,9 @@ class MonitorSettings:
         if not windows:
             raise ConfigurationError(f"missing required environment variables: {c.ENV_WINDOWS_TABLE}")
         return cls(
-            model_dir=Path(env.get(c.ENV_MODEL_DIR) or c.DEFAULT_MODEL_DIR),
+            **cls._common(env),
             windows_table=windows,
-            predictions_table=_optional(env, c.ENV_PREDICTIONS_TABLE),
             feedback_table=_optional(env, c.ENV_FEEDBACK_TABLE),
-            window_seconds=_int(env, c.ENV_WINDOW_SECONDS, c.DEFAULT_WINDOW_SECONDS),
-            window_shards=_int(env, c.ENV_WINDOW_SHARDS, c.DEFAULT_WINDOW_SHARDS),
-            window_ttl_days=_int(env, c.ENV_WINDOW_TTL_DAYS, c.DEFAULT_WINDOW_TTL_DAYS),
-            capture_ttl_days=_int(env, c.ENV_CAPTURE_TTL_DAYS, c.DEFAULT_CAPTURE_TTL_DAYS),
             grace_seconds=_int(env, c.ENV_DRIFT_GRACE_SECONDS, c.DEFAULT_DRIFT_GRACE_SECONDS, minimum=0),
             reference_windows=_int(env, c.ENV_DRIFT_REFERENCE_WINDOWS, c.DEFAULT_DRIFT_REFERENCE_WINDOWS, minimum=0),
             lookback_windows=_int(env, c.ENV_DRIFT_LOOKBACK_WINDOWS, c.DEFAULT_DRIFT_LOOKBACK_WINDOWS),

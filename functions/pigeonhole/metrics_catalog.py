@@ -91,6 +91,20 @@ FEEDBACK_UNMATCHED = MetricDef(
     "FeedbackUnmatched", "Count", (DIM_SERVICE,), SERVICE_FEEDBACK, "labels with an unknown event id or label"
 )
 
+# Emitted only when a container cannot read its model package (pigeonhole.entry.telemetry.model_load):
+# the classifier's MODEL_LOAD_FAILURES under the drift and feedback services' own dimension.
+DRIFT_MODEL_LOAD_FAILURES = MetricDef(
+    "ModelLoadFailures", "Count", (DIM_SERVICE,), SERVICE_DRIFT, "drift containers that could not read the manifest"
+)
+FEEDBACK_MODEL_LOAD_FAILURES = MetricDef(
+    "ModelLoadFailures",
+    "Count",
+    (DIM_SERVICE,),
+    SERVICE_FEEDBACK,
+    "feedback containers that could not read the manifest",
+)
+
 DRIFT_METRICS: Final = (DRIFT_SEVERITY, DRIFT_PSI, DRIFT_JS, EXPECTED_ACCURACY, WINDOW_EVENTS)
 FEEDBACK_METRICS: Final = (LABELLED_EVENTS, MISCLASSIFIED_EVENTS, FEEDBACK_UNMATCHED)
-ALL_METRICS: Final = CLASSIFIER_METRICS + DRIFT_METRICS + FEEDBACK_METRICS
+MONITOR_LOAD_METRICS: Final = (DRIFT_MODEL_LOAD_FAILURES, FEEDBACK_MODEL_LOAD_FAILURES)
+ALL_METRICS: Final = CLASSIFIER_METRICS + DRIFT_METRICS + FEEDBACK_METRICS + MONITOR_LOAD_METRICS

@@ -12,7 +12,6 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from pigeonhole.classify import handler as handler_module
 from pigeonhole.classify.service import ClassifierService
@@ -140,14 +139,17 @@ def test_failed_publish_becomes_a_batch_item_failure(
     assert len(stack.drain(stack.quarantine_url)) == 1
 
 
-def test_whole_batch_failing_raises_so_lambda_retries_it(
+def test_whole_batch_failing_returns_every_record_for_retry_without_a_function_error(
     stack: Stack, service: ClassifierService, context: Context
 ) -> None:
+    """Issue 8: a transient failure of every record is not a crash (it used to raise BatchProcessingError,
+    which Lambda counted as a function error); SQS still delivers every record again."""
     stack.send([_body(1, OFF_TOPIC), _body(2, OFF_TOPIC + " again")])
     event = stack.receive_event()
     stack.sqs.delete_queue(QueueUrl=stack.review_url)
-    with pytest.raises(BatchProcessingError):
-        handler_module.handler(event, context)
+    response = handler_module.handler(event, context)
+    assert sorted(_ids(response)) == sorted(r["messageId"] for r in event["Records"])
+    assert len(event["Records"]) == 2
 
 
 def test_one_model_run_per_batch(stack: Stack, service: ClassifierService, context: Context) -> None:
@@ -315,10 +317,11 @@ def test_handler_builds_its_service_lazily_from_the_environment(
     try:
         stack.send([_body(1, next(iter(CONFIDENT)))])
         assert _ids(handler_module.handler(stack.receive_event(), context)) == []
-        first = handler_module._Container.service
+        first = handler_module.service.current
+        assert first is not None
         stack.send([_body(2, next(iter(CONFIDENT)))])
         handler_module.handler(stack.receive_event(), context)
-        assert handler_module._Container.service is first, "the model is loaded once per container"
+        assert handler_module.service.current is first, "the model is loaded once per container"
     finally:
         handler_module.reset_for_tests(None)
     assert len(stack.drain(stack.sink_url)) == 2

@@ -43,3 +43,36 @@ def test_missing_required_names_them_all() -> None:
 def test_bad_values_fail_clearly(name: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         Settings.from_env({**BASE, name: value})
+
+
+def test_the_window_fields_are_parsed_once_for_every_function() -> None:
+    """Classifier, feedback and drift read the window layout through one parser: same values, same errors."""
+    from dataclasses import fields
+
+    from pigeonhole.config import FunctionSettings, MonitorSettings
+
+    env = {
+        **BASE,
+        c.ENV_WINDOWS_TABLE: "w",
+        c.ENV_PREDICTIONS_TABLE: "p",
+        c.ENV_WINDOW_SECONDS: "60",
+        c.ENV_WINDOW_SHARDS: "4",
+        c.ENV_WINDOW_TTL_DAYS: "30",
+        c.ENV_CAPTURE_TTL_DAYS: "7",
+        c.ENV_MODEL_DIR: "/m",
+    }
+    classifier, monitor = Settings.from_env(env), MonitorSettings.from_env(env)
+    shared = [f.name for f in fields(FunctionSettings)]
+    assert {"model_dir", "window_seconds", "window_shards", "window_ttl_days", "capture_ttl_days"} <= set(shared)
+    assert [getattr(classifier, n) for n in shared] == [getattr(monitor, n) for n in shared]
+    assert (monitor.window_seconds, monitor.window_shards, monitor.model_dir) == (60, 4, Path("/m"))
+    for settings in (Settings, MonitorSettings):
+        with pytest.raises(ConfigurationError, match=c.ENV_WINDOW_SHARDS):
+            settings.from_env({**env, c.ENV_WINDOW_SHARDS: "0"})
+
+
+def test_settings_can_be_copied_with_a_change() -> None:
+    """Tests derive settings with ``Settings(**{**s.__dict__, ...})``: keyword-only fields keep that working."""
+    s = Settings.from_env(BASE)
+    changed = Settings(**{**s.__dict__, "review_threshold": 1.0})
+    assert (changed.review_threshold, changed.output_bus_name) == (1.0, "out")

@@ -7,15 +7,13 @@ feed the model comes from the manifest's input spec, never from code.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from pigeonhole.entry.envelope import Rejection, parse_document
 from pigeonhole.model.manifest import InputSpec
 
 MAX_ID_CHARS = 256
@@ -59,14 +57,6 @@ class InputEvent:
     via: Literal["sqs", "eventbridge"] = "sqs"
 
 
-class _Envelope(EventBridgeModel):
-    """EventBridge's envelope, tolerant of emulators that leave out account, region or resources."""
-
-    account: str | None = None  # type: ignore[assignment]
-    region: str | None = None  # type: ignore[assignment]
-    resources: list[str] = []  # noqa: RUF012 (pydantic copies defaults)
-
-
 class _Base(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True, frozen=True)
 
@@ -102,29 +92,15 @@ def _reason_from(exc: ValidationError) -> Reason:
 
 
 def parse_body(body: str, spec: InputSpec, model: type[BaseModel], max_bytes: int) -> InputEvent | Reason:
-    """Validate one record body; return the event or the reason it is invalid. Never raises on bad input."""
-    size = len(body.encode("utf-8"))
-    if size > max_bytes:
-        return Reason("body_too_large", f"body is {size} bytes; the limit is {max_bytes}")
-    try:
-        doc = json.loads(body)
-    except json.JSONDecodeError as exc:
-        return Reason("invalid_json", f"body is not JSON: {exc.msg} at position {exc.pos}")
-    except RecursionError:
-        return Reason("invalid_json", "body nests too deeply to parse")
-    if not isinstance(doc, dict):
-        return Reason("not_an_object", f"body is a JSON {type(doc).__name__}, expected an object")
+    """Validate one record body; return the event or the reason it is invalid. Never raises on bad input.
 
-    via: Literal["sqs", "eventbridge"] = "sqs"
-    if "detail-type" in doc and "detail" in doc:
-        try:
-            envelope = parse(event=doc, model=_Envelope)
-        except ValidationError as exc:
-            return Reason("invalid_envelope", f"EventBridge envelope is invalid: {exc.error_count()} error(s)")
-        if not isinstance(envelope.detail, dict):
-            return Reason("not_an_object", "EventBridge detail is not an object", "detail")
-        doc = dict(envelope.detail)
-        via = "eventbridge"
+    Size, JSON and the EventBridge envelope are the shared parser's (``pigeonhole.entry.envelope``); the
+    fields and their types are this contract's.
+    """
+    parsed = parse_document(body, max_bytes)
+    if isinstance(parsed, Rejection):
+        return Reason(parsed.code, parsed.detail, parsed.field)
+    doc, via = parsed.doc, parsed.via
 
     raw_id = doc.get("id")
     known_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= MAX_ID_CHARS else None

@@ -19,7 +19,6 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -31,6 +30,7 @@ from pigeonhole.classify.contract import InputEvent, Reason, event_model, parse_
 from pigeonhole.classify.routing import Classification, route_batch
 from pigeonhole.config import Settings
 from pigeonhole.constants import QUARANTINE_SCHEMA
+from pigeonhole.entry.batch import partial_batch_response
 from pigeonhole.exceptions import PublishError
 from pigeonhole.model.runtime import ModelRuntime
 
@@ -105,8 +105,7 @@ class ClassifierService:
                 raise PublishError(outcome.error)
             return outcome.status
 
-        processor = BatchProcessor(event_type=EventType.SQS)
-        return process_partial_response(event=event, record_handler=finish, processor=processor, context=context)
+        return partial_batch_response(event, finish, context)
 
     # -- the work -------------------------------------------------------------------------------
     def classify_batch(self, records: Sequence[dict[str, Any]]) -> dict[str, Outcome]:

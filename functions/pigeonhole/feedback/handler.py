@@ -2,6 +2,7 @@
 
 Built on the first invocation, not at import: only the manifest is read (no ONNX session), and the
 DynamoDB client is created then, so importing is cheap and tests can inject their own service.
+The shared parts (lazy service, clients, model tagging, load-failure metric) are ``pigeonhole.entry``'s.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
 from pigeonhole import metrics_catalog as mc
 from pigeonhole.adapters.dynamodb import DynamoDBAdapter
 from pigeonhole.config import MonitorSettings
+from pigeonhole.entry import AwsClients, Lazy, model_load, tag_model
 from pigeonhole.exceptions import ConfigurationError
 from pigeonhole.feedback.service import FeedbackService
 from pigeonhole.model.manifest import load_manifest
@@ -24,28 +25,16 @@ from pigeonhole.model.manifest import load_manifest
 logger = Logger(service=mc.SERVICE_FEEDBACK)
 tracer = Tracer(service=mc.SERVICE_FEEDBACK)
 
-_BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
-
-
-class _Container:
-    service: FeedbackService | None = None
-
-    @classmethod
-    def get(cls) -> FeedbackService:
-        if cls.service is None:
-            cls.service = build_service(MonitorSettings.from_env())
-        return cls.service
-
 
 def build_service(settings: MonitorSettings, session: boto3.Session | None = None) -> FeedbackService:
     """Read the manifest (its version names the windows), then wire the DynamoDB adapter."""
     if not settings.predictions_table or not settings.feedback_table:
         raise ConfigurationError("the feedback function needs the predictions and feedback tables")
-    manifest = load_manifest(settings.model_dir)
-    logger.append_keys(model_name=manifest.name, model_version=manifest.version)
-    client = (session or boto3.Session()).client("dynamodb", config=_BOTO_CONFIG)
+    with model_load(mc.FEEDBACK_MODEL_LOAD_FAILURES, logger, settings.model_dir):
+        manifest = load_manifest(settings.model_dir)
+    tag_model(manifest, logger)
     return FeedbackService(
-        DynamoDBAdapter(client),
+        DynamoDBAdapter(AwsClients(session).dynamodb()),
         manifest,
         windows_table=settings.windows_table,
         predictions_table=settings.predictions_table,
@@ -57,11 +46,14 @@ def build_service(settings: MonitorSettings, session: boto3.Session | None = Non
     )
 
 
-def reset_for_tests(service: FeedbackService | None = None) -> None:
-    _Container.service = service
+service: Lazy[FeedbackService] = Lazy(lambda: build_service(MonitorSettings.from_env()))
+
+
+def reset_for_tests(built: FeedbackService | None = None) -> None:
+    service.reset(built)
 
 
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return _Container.get().handle(event, context)
+    return service.get().handle(event, context)

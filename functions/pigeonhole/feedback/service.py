@@ -15,7 +15,6 @@ that was never classified will not get better by retrying. Only a failed write i
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections import Counter, defaultdict
@@ -27,11 +26,8 @@ from typing import Any, Literal
 import numpy as np
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -42,6 +38,8 @@ from pigeonhole.constants import FEEDBACK_DETAIL_TYPE
 from pigeonhole.drift import layout as keys
 from pigeonhole.drift.counters import WindowCounters
 from pigeonhole.drift.recorder import window_update
+from pigeonhole.entry.batch import partial_batch_response
+from pigeonhole.entry.envelope import Rejection, parse_document
 from pigeonhole.exceptions import PublishError
 from pigeonhole.model.manifest import Manifest
 
@@ -80,25 +78,12 @@ class FeedbackOutcome:
 
 def parse_label(record: dict[str, Any], now: datetime) -> LabelMessage | str:
     """One SQS record → a label, or a reason (short, never the body) why it is not one."""
-    body = record.get("body") or ""
-    try:
-        doc = json.loads(body)
-    except (json.JSONDecodeError, RecursionError):
-        return "body is not JSON"
-    if not isinstance(doc, dict):
-        return f"body is a JSON {type(doc).__name__}, expected an object"
-    arrived: datetime | None = None
-    if "detail-type" in doc and "detail" in doc:
-        try:
-            envelope = parse(event=doc, model=EventBridgeModel)
-        except ValidationError as exc:
-            return f"EventBridge envelope is invalid: {exc.error_count()} error(s)"
-        if envelope.detail_type != FEEDBACK_DETAIL_TYPE:
-            return f"unexpected detail-type {envelope.detail_type[:64]!r}, expected {FEEDBACK_DETAIL_TYPE!r}"
-        if not isinstance(envelope.detail, dict):
-            return "EventBridge detail is not an object"
-        doc = dict(envelope.detail)
-        arrived = envelope.time.astimezone(UTC) if envelope.time.tzinfo else envelope.time.replace(tzinfo=UTC)
+    parsed = parse_document(record.get("body") or "")
+    if isinstance(parsed, Rejection):
+        return parsed.detail
+    doc, arrived = parsed.doc, parsed.time
+    if parsed.via == "eventbridge" and parsed.detail_type != FEEDBACK_DETAIL_TYPE:
+        return f"unexpected detail-type {str(parsed.detail_type)[:64]!r}, expected {FEEDBACK_DETAIL_TYPE!r}"
     try:
         label = _LabelBody.model_validate(doc)
     except ValidationError as exc:
@@ -173,8 +158,7 @@ class FeedbackService:
                 raise PublishError(outcome.error)
             return outcome.status
 
-        processor = BatchProcessor(event_type=EventType.SQS)
-        return process_partial_response(event=event, record_handler=finish, processor=processor, context=context)
+        return partial_batch_response(event, finish, context)
 
     # -- the work --------------------------------------------------------------------------------
     def process(self, records: Sequence[dict[str, Any]]) -> dict[str, FeedbackOutcome]:
