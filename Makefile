@@ -9,7 +9,7 @@ export ORT_DISABLE_TELEMETRY := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv demo up test lint format model synth synth-cli layers bench clean
+.PHONY: help venv demo up test lint format model synth synth-cli layers lock bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ synth-cli: $(STAMP) infra/node_modules  ## the same synthesis through the CDK CL
 
 layers: $(STAMP)  ## build (or reuse from build/) the runtime layer for x86_64 and arm64
 	$(BIN)/python layers/build_runtime_layer.py
+
+lock: $(STAMP)  ## re-resolve the runtime layer's hashed lock (layers/runtime/requirements.txt) from requirements.in
+	$(BIN)/python layers/build_runtime_layer.py --lock
 
 infra/node_modules: infra/package-lock.json
 	cd infra && npm ci --no-audit --no-fund --loglevel=error

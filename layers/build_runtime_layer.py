@@ -16,6 +16,11 @@ Why it byte-compiles with the target interpreter: a .pyc is only valid for the P
 `unchecked-hash` pycs because asset zips normalise file times, which would make timestamp-checked
 pycs stale on Lambda, where /opt is read-only and they could never be rewritten.
 
+Why a hashed lock: the layer must be the same bytes on every build machine and a changed or
+substituted wheel must fail the build, so `runtime/requirements.txt` pins every transitive
+dependency with its wheels' sha256 (``--lock`` regenerates it from `runtime/requirements.in`) and
+pip installs it with ``--require-hashes``.
+
 Usage: ``python layers/build_runtime_layer.py --arch arm64`` prints the directory that holds
 ``python/`` (the layer's content). Builds are cached under ``build/layers/`` keyed by the
 requirements, target and recipe, so the second run is instant.
@@ -40,7 +45,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-REQUIREMENTS = Path(__file__).resolve().parent / "runtime" / "requirements.txt"
+REQUIREMENTS = Path(__file__).resolve().parent / "runtime" / "requirements.txt"  # the hashed lock
+REQUIREMENTS_IN = REQUIREMENTS.with_suffix(".in")  # what the layer asks for; `--lock` resolves it
+LOCK_HEADER = (
+    "# The runtime layer's lock: every package pinned with the sha256 of each wheel, for both Lambda\n"
+    "# architectures (a universal resolution for Python 3.12). Generated from requirements.in by\n"
+    "# `make lock`; do not edit by hand. The layer build installs it with `pip install --require-hashes`,\n"
+    "# and the layer's CDK asset hash is derived from this file's bytes (build_runtime_layer.cache_key).\n"
+)
 CACHE_ROOT = REPO_ROOT / "build" / "layers"
 
 # Lambda architecture name -> the machine name in manylinux platform tags.
@@ -177,6 +189,7 @@ def _pip_install(site: Path, arch: str, python_version: str, requirements: Path)
         cmd += ["--platform", tag]
     cmd += [
         "--only-binary=:all:",
+        "--require-hashes",
         "--python-version",
         python_version,
         "--implementation",
@@ -267,11 +280,47 @@ def copy_layer(layer_dir: Path, output_dir: Path) -> None:
     shutil.copytree(layer_dir / "python", Path(output_dir) / "python", copy_function=link_or_copy, dirs_exist_ok=True)
 
 
+def write_lock(python_version: str = "3.12", source: Path = REQUIREMENTS_IN, lock: Path = REQUIREMENTS) -> None:
+    """Resolve `source` into a hashed lock valid on every Lambda architecture (uv's universal mode).
+
+    Why uv: pip-compile resolves for the host only; uv resolves once for all platforms and records
+    the hash of every wheel of each pinned version, so one lock serves x86_64 and arm64.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "requirements.txt"
+        subprocess.run(  # noqa: S603 (uv from this interpreter's environment, our own files)
+            [
+                sys.executable,
+                "-m",
+                "uv",
+                "pip",
+                "compile",
+                str(source),
+                "--universal",
+                "--python-version",
+                python_version,
+                "--generate-hashes",
+                "--no-header",
+                "--quiet",
+                "--output-file",
+                str(out),
+            ],
+            check=True,
+            cwd=source.parent,
+        )
+        lock.write_text(LOCK_HEADER + out.read_text(encoding="utf-8"), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--arch", choices=sorted(ARCH_MACHINE), action="append", help="repeatable; default both")
     parser.add_argument("--python-version", default="3.12")
+    parser.add_argument("--lock", action="store_true", help="re-resolve requirements.in into the hashed lock")
     args = parser.parse_args(argv)
+    if args.lock:
+        write_lock(args.python_version)
+        print(f"wrote {REQUIREMENTS}")
+        return 0
     for arch in args.arch or sorted(ARCH_MACHINE):
         layer = build(arch, args.python_version)
         info = read_info(layer)

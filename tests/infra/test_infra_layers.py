@@ -127,3 +127,63 @@ def test_layer_loads_the_model_and_classifies_on_python312(
     assert all(0.0 < p <= 1.0 for p in out["confidence"])
     if package == "tiny":
         assert out["labels"] == ["lost_or_stolen_card", "top_up"]
+
+
+def _pins(text: str) -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, hashes) from a pip requirements file with `--hash` continuation lines."""
+    pins: dict[str, tuple[str, list[str]]] = {}
+    current = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("--hash=sha256:"):
+            pins[current][1].append(line.removeprefix("--hash=sha256:").rstrip(" \\"))
+            continue
+        requirement = line.rstrip(" \\").split(";")[0].strip()
+        name, _, version = requirement.partition("==")
+        current = name.split("[")[0].strip().lower().replace("_", "-")
+        pins[current] = (version.strip(), [])
+    return pins
+
+
+def test_the_runtime_lock_pins_every_package_with_hashes() -> None:
+    lock = _pins(builder.REQUIREMENTS.read_text(encoding="utf-8"))
+    wanted = _pins(builder.REQUIREMENTS_IN.read_text(encoding="utf-8"))
+    assert {"onnxruntime", "numpy", "aws-lambda-powertools", "pydantic-core", "aws-xray-sdk"} <= set(lock)
+    for name, (version, hashes) in lock.items():
+        assert version, f"{name} is not pinned with =="
+        assert hashes, f"{name} has no --hash"
+        assert all(len(h) == 64 for h in hashes), name
+    for name, (version, _) in wanted.items():
+        assert lock[name][0] == version, f"the lock pins {name} {lock[name][0]}, requirements.in asks {version}"
+
+
+def test_the_built_layer_is_exactly_what_the_lock_pins(runtime_layers: dict[str, Path]) -> None:
+    lock = _pins(builder.REQUIREMENTS.read_text(encoding="utf-8"))
+    for arch in ("x86_64", "arm64"):
+        installed = builder.read_info(runtime_layers[arch]).packages  # "name-version" of each dist-info
+        assert installed
+        for dist in installed:
+            name, _, version = dist.rpartition("-")
+            key = name.lower().replace("_", "-")
+            assert key in lock, f"{dist} is in the {arch} layer but not in the lock"
+            assert lock[key][0] == version, f"{dist} in the {arch} layer, {lock[key][0]} in the lock"
+
+
+def test_the_asset_hash_is_derived_from_the_lock(tmp_path: Path) -> None:
+    lock = tmp_path / "requirements.txt"
+    lock.write_bytes(builder.REQUIREMENTS.read_bytes())
+    same = builder.cache_key("x86_64", "3.12", byte_compiled=True, requirements=lock)
+    assert same == builder.cache_key("x86_64", "3.12", byte_compiled=True)
+    lock.write_bytes(builder.REQUIREMENTS.read_bytes().replace(b"--hash=sha256:", b"--hash=sha256:0", 1))
+    assert builder.cache_key("x86_64", "3.12", byte_compiled=True, requirements=lock) != same
+
+
+def test_a_wheel_that_does_not_match_its_hash_fails_the_build(tmp_path: Path) -> None:
+    """pip runs with --require-hashes: a substituted or changed wheel stops the layer build."""
+    tampered = tmp_path / "requirements.txt"
+    tampered.write_text("six==1.17.0 --hash=sha256:" + "0" * 64 + "\n", encoding="utf-8")
+    with pytest.raises(subprocess.CalledProcessError):
+        builder._pip_install(tmp_path / "site", "x86_64", "3.12", tampered)
+    assert not (tmp_path / "site" / "six.py").exists()
