@@ -27,6 +27,8 @@ ENV_DRIFT_THRESHOLDS: Final = "PIGEONHOLE_DRIFT_THRESHOLDS"  # JSON object overr
 ENV_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 ENV_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
 ENV_ORT_TELEMETRY: Final = "ORT_DISABLE_TELEMETRY"
+# Set by Lambda: "on-demand", "provisioned-concurrency" or "snap-start" (pigeonhole.entry.warm reads it).
+ENV_LAMBDA_INITIALIZATION_TYPE: Final = "AWS_LAMBDA_INITIALIZATION_TYPE"
 
 # Defaults.
 DEFAULT_MODEL_DIR: Final = "/opt/model"  # a Lambda layer's `model/` folder lands here

@@ -2,6 +2,8 @@
 
 The service (model session, boto3 clients) is built on the first invocation, not at import, so
 importing this module is cheap and tests can inject their own. It is then reused by the container.
+The one exception is an environment Lambda initialises before traffic (provisioned concurrency,
+SnapStart): there the model is verified and loaded during init, so no request pays for it.
 The shared parts (lazy service, clients, model tagging, load-failure metric) are ``pigeonhole.entry``'s.
 """
 
@@ -22,7 +24,7 @@ from pigeonhole.classify.service import ClassifierService
 from pigeonhole.config import Settings
 from pigeonhole.constants import OUTPUT_DETAIL_TYPE, OUTPUT_SOURCE
 from pigeonhole.drift.recorder import WindowRecorder
-from pigeonhole.entry import AwsClients, Lazy, model_load, tag_model
+from pigeonhole.entry import AwsClients, Lazy, model_load, tag_model, warm_during_init
 from pigeonhole.model.runtime import ModelRuntime
 
 logger = Logger(service=mc.SERVICE_CLASSIFIER)
@@ -65,6 +67,7 @@ def build_service(settings: Settings, session: boto3.Session | None = None) -> C
 
 
 service: Lazy[ClassifierService] = Lazy(lambda: build_service(Settings.from_env()))
+warm_during_init(service)
 
 
 def reset_for_tests(built: ClassifierService | None = None) -> None:

@@ -6,6 +6,7 @@
   default metric dimension, and the model-load-failure metric of the function's service.
 - ``partial_batch_response``: SQS partial batch responses that never raise on an all-failed batch.
 - ``parse_document``: a record body → the JSON document (EventBridge envelopes unwrapped) or a coded reason.
+- ``warm_during_init``: under provisioned concurrency or SnapStart, build the service during init.
 """
 
 from pigeonhole.entry.batch import partial_batch_response
@@ -13,9 +14,11 @@ from pigeonhole.entry.clients import BOTO_CONFIG, AwsClients
 from pigeonhole.entry.envelope import Document, EnvelopeReasonCode, Rejection, parse_document
 from pigeonhole.entry.lazy import Lazy
 from pigeonhole.entry.telemetry import model_load, tag_model
+from pigeonhole.entry.warm import PREWARMED_INIT_TYPES, warm_during_init
 
 __all__ = [
     "BOTO_CONFIG",
+    "PREWARMED_INIT_TYPES",
     "AwsClients",
     "Document",
     "EnvelopeReasonCode",
@@ -25,4 +28,5 @@ __all__ = [
     "parse_document",
     "partial_batch_response",
     "tag_model",
+    "warm_during_init",
 ]
