@@ -1,8 +1,11 @@
-"""moto in server mode on loopback, provisioned with the same queues, buses and rules as the CDK stack.
+"""moto in server mode on loopback, provisioned from the same specs as the CDK stack.
 
-Every name comes from `pigeonhole.naming.ResourceNames`, so the local system and the deployed one
-describe the same thing. Clients made here carry fake credentials and refuse any endpoint that is
-not on loopback: nothing in the local runtime can reach AWS.
+Every queue, bus, rule and table comes from `pigeonhole.topology` (names from
+`pigeonhole.naming.ResourceNames`), so the local system and the deployed one describe the same
+thing: `create_topology` provisions the specs that exist locally on any set of clients (this
+module's moto server, or in-process moto in tests and the drift harness). Clients made here carry
+fake credentials and refuse any endpoint that is not on loopback: nothing in the local runtime can
+reach AWS.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import os
 import socket
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -24,11 +27,17 @@ import boto3
 from botocore.config import Config
 
 from pigeonhole import constants as c
-from pigeonhole.naming import MAX_RECEIVE_COUNT, ResourceNames
+from pigeonhole import naming
+from pigeonhole import topology as topo
+from pigeonhole.naming import ResourceNames
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeDefinitionTypeDef, KeySchemaElementTypeDef
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeDefinitionTypeDef,
+        GlobalSecondaryIndexTypeDef,
+        KeySchemaElementTypeDef,
+    )
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_events.type_defs import TargetTypeDef
     from mypy_boto3_sqs import SQSClient
@@ -37,24 +46,16 @@ if TYPE_CHECKING:
 LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = 4747  # `local up`; tests and the demo take a free port (0)
 DEFAULT_REGION = "us-east-1"
-DEFAULT_FUNCTION_TIMEOUT = 30  # seconds; the classifier's Lambda timeout (infra's default)
-DEFAULT_BATCHING_WINDOW = 1  # seconds; the event source mapping's MaximumBatchingWindowInSeconds (infra's default)
-# Lambda's guidance, as infra applies it: visibility timeout = 6 x function timeout + batching window.
-DEFAULT_VISIBILITY_TIMEOUT = 6 * DEFAULT_FUNCTION_TIMEOUT + DEFAULT_BATCHING_WINDOW
+# Shared values other local modules import from here (defined in pigeonhole.naming / pigeonhole.topology).
+ALIAS_NAME = naming.ALIAS_NAME  # the event source mapping invokes this alias
+INPUT_SOURCE = topo.INPUT_SOURCE  # what the demo's and `local up`'s producers put on the input bus
+INPUT_DETAIL_TYPE = topo.INPUT_DETAIL_TYPE
+_TIMING = topo.Timing()  # the classifier's defaults, as infra's InfraConfig sets them
+DEFAULT_FUNCTION_TIMEOUT = _TIMING.classifier_timeout_s  # seconds; the classifier's Lambda timeout
+DEFAULT_BATCHING_WINDOW = _TIMING.batching_window_s  # seconds; the event source mapping's batching window
+DEFAULT_VISIBILITY_TIMEOUT = topo.visibility_timeout_s(DEFAULT_FUNCTION_TIMEOUT, DEFAULT_BATCHING_WINDOW)
 DEFAULT_MEMORY_MB = 1024
 FAKE_CREDENTIAL = "testing"  # moto's conventional fake key, not a secret
-
-# What a producer puts on the input bus. The rule is infra's: every detail-type except label feedback
-# (labels go to the feedback queue in AWS; the feedback function is not part of the local runtime).
-INPUT_SOURCE = "pigeonhole.producer"
-INPUT_DETAIL_TYPE = "SupportMessage"
-INPUT_EVENT_PATTERN: dict[str, Any] = {"detail-type": [{"anything-but": c.FEEDBACK_DETAIL_TYPE}]}
-# What the classifier puts on the output bus, and the local rule that copies it to the sink queue.
-OUTPUT_EVENT_PATTERN: dict[str, Any] = {"source": [c.OUTPUT_SOURCE], "detail-type": [c.OUTPUT_DETAIL_TYPE]}
-# EventBridge target retry policy, as infra sets it (8 retries, events older than 2 h are dead-lettered).
-TARGET_RETRY_POLICY: dict[str, int] = {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 7_200}
-ALIAS_NAME = "live"  # the event source mapping invokes this alias
-DLQ_RETENTION_SECONDS = 1_209_600  # 14 days: the maximum, so poison events wait for a human
 
 # Variables that could point a client at a real account or endpoint; unset for the local runtime.
 _UNSAFE_VARIABLES = (
@@ -144,47 +145,6 @@ def events_client(endpoint: str, region: str = DEFAULT_REGION, max_attempts: int
 
 
 @dataclass(frozen=True)
-class LocalNames:
-    """ResourceNames plus names the stack uses that pigeonhole.naming does not hold yet.
-
-    The infra/ names (`StackNames`, proposed for pigeonhole.naming) are mirrored here, plus the
-    output sink, which exists only locally. Move them to pigeonhole.naming and this shrinks.
-    """
-
-    base: ResourceNames
-
-    @property
-    def input_rule_dlq(self) -> str:
-        """DLQ of the input rule's SQS target (events EventBridge could not deliver)."""
-        return f"{self.base.prefix}-input-rule-dlq"
-
-    @property
-    def classifier_function(self) -> str:
-        return f"{self.base.prefix}-classifier"
-
-    @property
-    def windows_table(self) -> str:
-        return f"{self.base.prefix}-windows"
-
-    @property
-    def predictions_table(self) -> str:
-        return f"{self.base.prefix}-predictions"
-
-    @property
-    def output_sink(self) -> str:
-        """Local stand-in for the output bus's consumers: a queue we can read back."""
-        return f"{self.base.prefix}-output-sink"
-
-    @property
-    def output_rule(self) -> str:
-        return f"{self.base.prefix}-output-to-sink"
-
-    @property
-    def output_rule_dlq(self) -> str:
-        return f"{self.base.prefix}-output-sink-rule-dlq"
-
-
-@dataclass(frozen=True)
 class QueueRef:
     name: str
     url: str
@@ -215,6 +175,8 @@ class LocalResources:
     windows_table: str
     predictions_table: str
     function_name: str
+    topology: topo.Topology  # the local specs this system was provisioned from
+    provisioned: Provisioned  # every queue, bus, rule and table it made, by physical name
 
     @property
     def dead_letter_queues(self) -> list[QueueRef]:
@@ -380,10 +342,36 @@ def _queue_policy(queue_arn: str, source_arn: str) -> str:
     )
 
 
-def _create_queue(sqs: SQSClient, name: str, attrs: Mapping[QueueAttributeNameType, str] | None = None) -> QueueRef:
-    url = sqs.create_queue(QueueName=name, Attributes=attrs or {})["QueueUrl"]
+@dataclass(frozen=True)
+class Provisioned:
+    """What `create_topology` made, by physical name: queues, bus ARNs, rule ARNs and tables."""
+
+    queues: dict[str, QueueRef] = field(default_factory=dict)
+    buses: dict[str, str] = field(default_factory=dict)
+    rules: dict[str, str] = field(default_factory=dict)
+    tables: list[str] = field(default_factory=list)
+
+
+def _queue_attributes(spec: topo.QueueSpec, made: Mapping[str, QueueRef]) -> dict[QueueAttributeNameType, str]:
+    """The spec's settings as SQS attributes (KMS is not applied: moto does not encrypt, there is no key)."""
+    attrs: dict[QueueAttributeNameType, str] = {
+        "MessageRetentionPeriod": str(spec.retention_s),
+        "VisibilityTimeout": str(spec.visibility_timeout_s),
+    }
+    if spec.redrive is not None:
+        redrive = {
+            "deadLetterTargetArn": made[spec.redrive.dead_letter_queue].arn,
+            "maxReceiveCount": spec.redrive.max_receive_count,
+        }
+        attrs["RedrivePolicy"] = json.dumps(redrive)
+    return attrs
+
+
+def create_queue(sqs: SQSClient, spec: topo.QueueSpec, made: Mapping[str, QueueRef]) -> QueueRef:
+    """One queue from its spec; `made` must already hold the DLQ its redrive names."""
+    url = sqs.create_queue(QueueName=spec.name, Attributes=_queue_attributes(spec, made))["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return QueueRef(name=name, url=url, arn=arn)
+    return QueueRef(name=spec.name, url=url, arn=arn)
 
 
 def _create_bus(events: EventBridgeClient, name: str) -> str:
@@ -393,48 +381,116 @@ def _create_bus(events: EventBridgeClient, name: str) -> str:
         return events.describe_event_bus(Name=name)["Arn"]
 
 
-def _rule_to_queue(
-    events: EventBridgeClient,
-    sqs: SQSClient,
-    *,
-    bus: str,
-    rule: str,
-    pattern: dict[str, Any],
-    target: QueueRef,
-    target_dlq: QueueRef,
-    description: str,
-) -> str:
+def create_rule(events: EventBridgeClient, sqs: SQSClient, spec: topo.RuleSpec, queues: Mapping[str, QueueRef]) -> str:
+    """A queue-targeted rule from its spec: pattern, the queue's policy for EventBridge, retry policy, target DLQ."""
+    if spec.target.kind != "queue" or spec.bus is None or spec.pattern is None:
+        raise ValueError(f"{spec.name}: the local runtime provisions only event rules that target a queue")
+    target = queues[spec.target.name]
     rule_arn = events.put_rule(
-        Name=rule, EventBusName=bus, EventPattern=json.dumps(pattern), State="ENABLED", Description=description
+        Name=spec.name,
+        EventBusName=spec.bus,
+        EventPattern=json.dumps(spec.pattern),
+        State="ENABLED",
+        Description=spec.description,
     )["RuleArn"]
     sqs.set_queue_attributes(QueueUrl=target.url, Attributes={"Policy": _queue_policy(target.arn, rule_arn)})
     queue_target: TargetTypeDef = {
         "Id": f"{target.name}-target",
         "Arn": target.arn,
         "RetryPolicy": {
-            "MaximumRetryAttempts": TARGET_RETRY_POLICY["MaximumRetryAttempts"],
-            "MaximumEventAgeInSeconds": TARGET_RETRY_POLICY["MaximumEventAgeInSeconds"],
+            "MaximumRetryAttempts": spec.target.retry.maximum_retry_attempts,
+            "MaximumEventAgeInSeconds": spec.target.retry.maximum_event_age_s,
         },
-        "DeadLetterConfig": {"Arn": target_dlq.arn},
+        "DeadLetterConfig": {"Arn": queues[spec.target.dead_letter_queue].arn},
     }
-    events.put_targets(Rule=rule, EventBusName=bus, Targets=[queue_target])
+    events.put_targets(Rule=spec.name, EventBusName=spec.bus, Targets=[queue_target])
     return rule_arn
 
 
-def _create_table(dynamodb: DynamoDBClient, name: str, *, sort_key: bool) -> None:
-    """On-demand, pk (+ sk) strings, TTL on expires_at: the stack's layout (moto never expires items)."""
-    keys: list[KeySchemaElementTypeDef] = [{"AttributeName": c.TABLE_PARTITION_KEY, "KeyType": "HASH"}]
-    attrs: list[AttributeDefinitionTypeDef] = [{"AttributeName": c.TABLE_PARTITION_KEY, "AttributeType": "S"}]
-    if sort_key:
-        keys.append({"AttributeName": c.TABLE_SORT_KEY, "KeyType": "RANGE"})
-        attrs.append({"AttributeName": c.TABLE_SORT_KEY, "AttributeType": "S"})
+def _key_schema(
+    partition: topo.KeySpec, sort: topo.KeySpec | None
+) -> tuple[list[KeySchemaElementTypeDef], list[AttributeDefinitionTypeDef]]:
+    keys: list[KeySchemaElementTypeDef] = [{"AttributeName": partition.name, "KeyType": "HASH"}]
+    attrs: list[AttributeDefinitionTypeDef] = [{"AttributeName": partition.name, "AttributeType": partition.type}]
+    if sort is not None:
+        keys.append({"AttributeName": sort.name, "KeyType": "RANGE"})
+        attrs.append({"AttributeName": sort.name, "AttributeType": sort.type})
+    return keys, attrs
+
+
+def create_table(dynamodb: DynamoDBClient, spec: topo.TableSpec) -> None:
+    """One table from its spec: keys, billing, indexes, TTL and PITR (moto stores TTL but never expires items).
+
+    An existing table of that name is left as it is (provisioning twice on one server is harmless).
+    """
+    keys, attrs = _key_schema(spec.partition_key, spec.sort_key)
+    indexes: list[GlobalSecondaryIndexTypeDef] = []
+    for index in spec.indexes:
+        index_keys, index_attrs = _key_schema(index.partition_key, index.sort_key)
+        attrs += [a for a in index_attrs if a not in attrs]
+        indexes.append(
+            {"IndexName": index.name, "KeySchema": index_keys, "Projection": {"ProjectionType": index.projection}}
+        )
+    extra: dict[str, Any] = {"GlobalSecondaryIndexes": indexes} if indexes else {}
     try:
-        dynamodb.create_table(TableName=name, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST")
+        dynamodb.create_table(
+            TableName=spec.name,
+            KeySchema=keys,
+            AttributeDefinitions=attrs,
+            BillingMode=spec.billing_mode,
+            **extra,
+        )
     except dynamodb.exceptions.ResourceInUseException:
         return
-    dynamodb.update_time_to_live(
-        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": c.TABLE_TTL_ATTRIBUTE}
-    )
+    if spec.ttl_attribute is not None:
+        dynamodb.update_time_to_live(
+            TableName=spec.name, TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute}
+        )
+    if spec.pitr:
+        dynamodb.update_continuous_backups(
+            TableName=spec.name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        )
+
+
+def create_tables(dynamodb: DynamoDBClient, names: ResourceNames) -> list[str]:
+    """Only the tables of the topology (the drift harness and monitoring tests need no queues)."""
+    specs = topo.build(names).local().tables
+    for spec in specs:
+        create_table(dynamodb, spec)
+    return [spec.name for spec in specs]
+
+
+def create_topology(
+    sqs: SQSClient,
+    events: EventBridgeClient,
+    dynamodb: DynamoDBClient,
+    topology: topo.Topology,
+    *,
+    rules: bool = True,
+) -> Provisioned:
+    """Provision every spec that exists locally (`topology.local()`), dead-letter queues before their sources.
+
+    `rules=False` leaves the buses without rules, so nothing is routed (a simulation that discards outputs).
+    """
+    local = topology.local()
+    made = Provisioned()
+    for queue in sorted(local.queues, key=lambda q: q.redrive is not None):
+        made.queues[queue.name] = create_queue(sqs, queue, made.queues)
+    for bus in local.buses:
+        made.buses[bus.name] = _create_bus(events, bus.name)
+    for rule in local.rules if rules else ():
+        made.rules[rule.name] = create_rule(events, sqs, rule, made.queues)
+    for table in local.tables:
+        create_table(dynamodb, table)
+        made.tables.append(table.name)
+    return made
+
+
+def with_ingest_visibility(topology: topo.Topology, seconds: int) -> topo.Topology:
+    """The same topology with another ingest visibility timeout (`local up --visibility-timeout`)."""
+    ingest = topology.names.ingest_queue
+    queues = tuple(replace(q, visibility_timeout_s=seconds) if q.name == ingest else q for q in topology.queues)
+    return replace(topology, queues=queues)
 
 
 def provision(
@@ -442,73 +498,44 @@ def provision(
     *,
     prefix: str = "pigeonhole",
     region: str = DEFAULT_REGION,
-    visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
+    visibility_timeout: int | None = None,
     max_attempts: int = 3,
 ) -> LocalResources:
-    """Create the queues, buses, rules and targets of one system on the moto server; return their URLs/ARNs."""
+    """Create one system's local topology on the moto server; return its URLs/ARNs."""
     names = ResourceNames(prefix)
-    local = LocalNames(names)
-    sqs = sqs_client(endpoint, region, max_attempts)
-    events = events_client(endpoint, region, max_attempts)
-    dynamodb = dynamodb_client(endpoint, region, max_attempts)
-    dlq_attrs: dict[QueueAttributeNameType, str] = {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)}
-
-    ingest_dlq = _create_queue(sqs, names.ingest_dlq, dlq_attrs)
-    redrive = {"deadLetterTargetArn": ingest_dlq.arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
-    ingest = _create_queue(
-        sqs, names.ingest_queue, {"VisibilityTimeout": str(visibility_timeout), "RedrivePolicy": json.dumps(redrive)}
+    topology = topo.build(names).local()
+    if visibility_timeout is not None:
+        topology = with_ingest_visibility(topology, visibility_timeout)
+    made = create_topology(
+        sqs_client(endpoint, region, max_attempts),
+        events_client(endpoint, region, max_attempts),
+        dynamodb_client(endpoint, region, max_attempts),
+        topology,
     )
-    review = _create_queue(sqs, names.review_queue)
-    quarantine = _create_queue(sqs, names.quarantine_queue)
-    output_sink = _create_queue(sqs, local.output_sink)
-    input_rule_dlq = _create_queue(sqs, local.input_rule_dlq, dlq_attrs)
-    output_rule_dlq = _create_queue(sqs, local.output_rule_dlq, dlq_attrs)
-    _create_table(dynamodb, local.windows_table, sort_key=True)
-    _create_table(dynamodb, local.predictions_table, sort_key=False)
-
-    input_bus_arn = _create_bus(events, names.input_bus)
-    output_bus_arn = _create_bus(events, names.output_bus)
-    _rule_to_queue(
-        events,
-        sqs,
-        bus=names.input_bus,
-        rule=names.input_rule,
-        pattern=INPUT_EVENT_PATTERN,
-        target=ingest,
-        target_dlq=input_rule_dlq,
-        description="Every event except labels goes to the ingest queue (the whole envelope; detail is read)",
-    )
-    _rule_to_queue(
-        events,
-        sqs,
-        bus=names.output_bus,
-        rule=local.output_rule,
-        pattern=OUTPUT_EVENT_PATTERN,
-        target=output_sink,
-        target_dlq=output_rule_dlq,
-        description="Local only: copies EventClassified events to a queue so they can be read back",
-    )
+    queues = made.queues
     return LocalResources(
         endpoint=require_loopback(endpoint),
         region=region,
         names=names,
-        visibility_timeout=visibility_timeout,
-        ingest=ingest,
-        ingest_dlq=ingest_dlq,
-        review=review,
-        quarantine=quarantine,
-        output_sink=output_sink,
-        input_rule_dlq=input_rule_dlq,
-        output_rule_dlq=output_rule_dlq,
+        visibility_timeout=topology.queue(names.ingest_queue).visibility_timeout_s,
+        ingest=queues[names.ingest_queue],
+        ingest_dlq=queues[names.ingest_dlq],
+        review=queues[names.review_queue],
+        quarantine=queues[names.quarantine_queue],
+        output_sink=queues[names.output_sink],
+        input_rule_dlq=queues[names.input_rule_dlq],
+        output_rule_dlq=queues[names.output_rule_dlq],
         input_bus_name=names.input_bus,
-        input_bus_arn=input_bus_arn,
+        input_bus_arn=made.buses[names.input_bus],
         input_rule_name=names.input_rule,
         output_bus_name=names.output_bus,
-        output_bus_arn=output_bus_arn,
-        output_rule_name=local.output_rule,
-        windows_table=local.windows_table,
-        predictions_table=local.predictions_table,
-        function_name=local.classifier_function,
+        output_bus_arn=made.buses[names.output_bus],
+        output_rule_name=names.output_rule,
+        windows_table=names.windows_table,
+        predictions_table=names.predictions_table,
+        function_name=names.classifier_function,
+        topology=topology,
+        provisioned=made,
     )
 
 
