@@ -19,7 +19,7 @@ from pigeonhole.classify import handler as handler_module
 from pigeonhole.classify.service import ClassifierService
 from pigeonhole.config import Settings
 from pigeonhole.naming import ResourceNames
-from pigeonhole_tools.local.emulator import create_topology
+from pigeonhole_tools.local.provisioning import create_topology
 
 NAMES = ResourceNames(prefix="test")
 REGION = "us-east-1"

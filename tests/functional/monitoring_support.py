@@ -38,7 +38,7 @@ from pigeonhole.model.manifest import (
 )
 from pigeonhole.model.runtime import ModelRuntime
 from pigeonhole.naming import ResourceNames
-from pigeonhole_tools.local.emulator import create_tables as provision_tables
+from pigeonhole_tools.local.provisioning import create_tables as provision_tables
 
 REGION = "us-east-1"
 NAMES = ResourceNames("test")

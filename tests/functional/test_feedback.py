@@ -27,7 +27,7 @@ from pigeonhole.drift.recorder import WindowRecorder
 from pigeonhole.drift.report import evaluate_for_manifest
 from pigeonhole.feedback import handler as feedback_handler
 from pigeonhole.feedback.service import FeedbackService
-from pigeonhole_tools.local.emulator import create_topology
+from pigeonhole_tools.local.provisioning import create_topology
 
 from .conftest import Context
 from .monitoring_support import (

@@ -160,9 +160,9 @@ BUILDERS = {
     "dynamodb.Table": {"infra/pigeonhole_infra/constructs/tables.py"},
     "events.EventBus": {"infra/pigeonhole_infra/constructs/buses.py"},
     "events.Rule": {"infra/pigeonhole_infra/constructs/buses.py", "infra/pigeonhole_infra/constructs/companions.py"},
-    "create_table": {"functions/pigeonhole_tools/local/emulator.py"},
-    "create_event_bus": {"functions/pigeonhole_tools/local/emulator.py"},
-    "put_rule": {"functions/pigeonhole_tools/local/emulator.py"},
+    "create_table": {"functions/pigeonhole_tools/local/provisioning.py"},
+    "create_event_bus": {"functions/pigeonhole_tools/local/provisioning.py"},
+    "put_rule": {"functions/pigeonhole_tools/local/provisioning.py"},
 }
 SCANNED = ["functions", "infra/pigeonhole_infra", "tests/functional", "tests/e2e"]
 

@@ -15,7 +15,8 @@ from moto import mock_aws
 from pigeonhole import alarms as defs
 from pigeonhole import topology as topo
 from pigeonhole.naming import ResourceNames
-from pigeonhole_tools.local.emulator import Provisioned, create_topology, provision, with_ingest_visibility
+from pigeonhole_tools.local.emulator import provision
+from pigeonhole_tools.local.provisioning import Provisioned, create_topology, with_ingest_visibility
 
 REGION = "us-east-1"
 NAMES = ResourceNames("unit")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pigeonhole import topology
 from pigeonhole.naming import ResourceNames
-from pigeonhole_tools.local.emulator import Provisioned, create_table, create_topology
+from pigeonhole_tools.local.provisioning import Provisioned, create_table, create_topology
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
