@@ -7,7 +7,7 @@ import ast
 from typing import Any
 
 import pytest
-from infra_helpers import REPO_ROOT, Synthesized
+from infra_helpers import REPO_ROOT, Synthesized, ref_id
 
 from pigeonhole import topology as topo
 
@@ -22,15 +22,6 @@ NAME_PROPERTY = {
 STACKS = ["default_stack", "alternate_stack"]
 
 
-def _ref_id(value: Any) -> str | None:
-    if isinstance(value, dict):
-        if "Ref" in value:
-            return str(value["Ref"])
-        if "Fn::GetAtt" in value:
-            return str(value["Fn::GetAtt"][0])
-    return None
-
-
 def _named(s: Synthesized, cfn_type: str) -> dict[str, tuple[str, dict[str, Any]]]:
     """Physical name -> (logical id, properties) for every resource of a type."""
     key = NAME_PROPERTY[cfn_type]
@@ -39,7 +30,7 @@ def _named(s: Synthesized, cfn_type: str) -> dict[str, tuple[str, dict[str, Any]
 
 def _name_of(s: Synthesized, value: Any) -> str:
     """The physical name of the resource a Ref / Fn::GetAtt points at."""
-    lid = _ref_id(value)
+    lid = ref_id(value)
     assert lid is not None, value
     resource = s.resources[lid]
     return str(resource["Properties"][NAME_PROPERTY[resource["Type"]]])
@@ -105,7 +96,7 @@ def test_rules_have_their_specs_pattern_schedule_target_retry_and_dlq(synthesize
             assert _name_of(synthesized, props["EventBusName"]) == spec.bus, spec.name
         (target,) = props["Targets"]
         assert _name_of(synthesized, target["Arn"]) == spec.target.name, spec.name
-        kind = synthesized.resources[_ref_id(target["Arn"]) or ""]["Type"]
+        kind = synthesized.resources[ref_id(target["Arn"]) or ""]["Type"]
         assert kind == {"queue": "AWS::SQS::Queue", "function": "AWS::Lambda::Function"}[spec.target.kind]
         assert target["RetryPolicy"] == {
             "MaximumRetryAttempts": spec.target.retry.maximum_retry_attempts,
