@@ -205,24 +205,26 @@ class Topology:
         specs: tuple[Spec, ...] = (*self.queues, *self.buses, *self.rules, *self.tables)
         yield from specs
 
-    def _only(self, keep: bool, where: str) -> Topology:
-        def ok(spec: Spec) -> bool:
-            return bool(getattr(spec.where, where)) is keep
+    def _where(self, place: Literal["deployed", "local"]) -> Topology:
+        def here(spec: Spec) -> bool:
+            return bool(getattr(spec.where, place))
 
         return Topology(
             self.names,
             self.timing,
-            tuple(s for s in self.queues if ok(s)),
-            tuple(s for s in self.buses if ok(s)),
-            tuple(s for s in self.rules if ok(s)),
-            tuple(s for s in self.tables if ok(s)),
+            tuple(s for s in self.queues if here(s)),
+            tuple(s for s in self.buses if here(s)),
+            tuple(s for s in self.rules if here(s)),
+            tuple(s for s in self.tables if here(s)),
         )
 
     def deployed(self) -> Topology:
-        return self._only(True, "deployed")
+        """The specs the CDK stack builds."""
+        return self._where("deployed")
 
     def local(self) -> Topology:
-        return self._only(True, "local")
+        """The specs the local runtime (and the test fixtures) provision."""
+        return self._where("local")
 
     def queue(self, name: str) -> QueueSpec:
         """The queue spec with this physical name."""
