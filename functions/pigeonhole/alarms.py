@@ -6,8 +6,8 @@ apart. Nothing here imports CDK or boto3.
 
 Dimension values that only a deployment knows (queue and function names, the model version) are
 `Binding` placeholders; each consumer supplies them. A `Binding` value is the attribute name of
-that resource in the infra naming object (a `pigeonhole.naming.ResourceNames` plus infra's extra
-names), so a consumer can resolve most of them with ``getattr(names, binding.value)``.
+that resource in `pigeonhole.naming.ResourceNames`, so `resolve_bindings` names them all for a
+prefix (infra and the local evaluator both call it).
 
 Math expressions use only metric ids, numbers, ``+ - * /``, comparisons (``> >= < <=``) and
 ``IF(condition, a, b)``: a subset of CloudWatch metric math small enough to evaluate locally.
@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Final
 
 from pigeonhole import metrics_catalog as mc
+from pigeonhole.naming import ResourceNames
 
 NS_SQS: Final = "AWS/SQS"
 NS_LAMBDA: Final = "AWS/Lambda"
@@ -435,6 +436,15 @@ def by_suffix() -> dict[str, AlarmDef]:
 def applicable(provisioned_concurrency: bool) -> tuple[AlarmDef, ...]:
     """The alarms a deployment has: spillover only exists with provisioned concurrency."""
     return tuple(a for a in ALARMS if provisioned_concurrency or not a.requires_provisioned_concurrency)
+
+
+def resolve_bindings(names: ResourceNames, model_version: str) -> dict[Binding, str]:
+    """Every placeholder for one system: a resource's name is its `Binding` attribute on `names`."""
+    values = {Binding.MODEL_VERSION: model_version}
+    for binding in Binding:
+        if binding is not Binding.MODEL_VERSION:
+            values[binding] = getattr(names, binding.value)
+    return values
 
 
 def _check() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, get_args, get_origin
 
 from pigeonhole import constants as c
+from pigeonhole import topology as topo
 from pigeonhole.naming import MAX_BATCH_SIZE, ResourceNames
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -40,95 +41,12 @@ CLASSIFIER_HANDLER: Final = "pigeonhole.classify.handler.handler"
 DRIFT_HANDLER: Final = "pigeonhole.drift.handler.handler"
 FEEDBACK_HANDLER: Final = "pigeonhole.feedback.handler.handler"
 
-TTL_ATTRIBUTE: Final = "expires_at"
-ALIAS_NAME: Final = "live"
-# Lambda's SQS guidance: visibility timeout >= 6 x function timeout (+ the batching window).
-VISIBILITY_TIMEOUT_FACTOR: Final = 6
-SQS_MAX_VISIBILITY_S: Final = 12 * 3600
-
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 
 
 class ConfigError(ValueError):
     """The deployment configuration is invalid; the message names the field and the rule."""
-
-
-@dataclass(frozen=True)
-class StackNames(ResourceNames):
-    """ResourceNames plus the names only infra had so far (proposed for pigeonhole.naming).
-
-    Attribute names match `pigeonhole.alarms.Binding` values, so alarm dimensions resolve by name.
-    """
-
-    @property
-    def review_dlq(self) -> str:
-        return f"{self.prefix}-review-dlq"
-
-    @property
-    def quarantine_dlq(self) -> str:
-        return f"{self.prefix}-quarantine-dlq"
-
-    @property
-    def feedback_dlq(self) -> str:
-        return f"{self.prefix}-feedback-dlq"
-
-    @property
-    def input_rule_dlq(self) -> str:
-        return f"{self.prefix}-input-rule-dlq"
-
-    @property
-    def label_rule(self) -> str:
-        return f"{self.prefix}-labels-to-feedback"
-
-    @property
-    def label_rule_dlq(self) -> str:
-        return f"{self.prefix}-label-rule-dlq"
-
-    @property
-    def drift_schedule(self) -> str:
-        return f"{self.prefix}-drift-schedule"
-
-    @property
-    def drift_dlq(self) -> str:
-        return f"{self.prefix}-drift-dlq"
-
-    @property
-    def classifier_function(self) -> str:
-        return f"{self.prefix}-classifier"
-
-    @property
-    def classifier_alias_resource(self) -> str:
-        """The `Resource` dimension of the alias's Lambda metrics."""
-        return f"{self.classifier_function}:{ALIAS_NAME}"
-
-    @property
-    def drift_function(self) -> str:
-        return f"{self.prefix}-drift"
-
-    @property
-    def feedback_function(self) -> str:
-        return f"{self.prefix}-feedback"
-
-    @property
-    def windows_table(self) -> str:
-        return f"{self.prefix}-windows"
-
-    @property
-    def predictions_table(self) -> str:
-        return f"{self.prefix}-predictions"
-
-    @property
-    def feedback_table(self) -> str:
-        return f"{self.prefix}-feedback"
-
-    @property
-    def dashboard(self) -> str:
-        return f"{self.prefix}-operations"
-
-    @property
-    def data_key_alias(self) -> str:
-        return f"alias/{self.prefix}-data"
 
 
 @dataclass(frozen=True)
@@ -180,16 +98,32 @@ class InfraConfig:
 
     # -- derived values ----------------------------------------------------------------------------
     @property
-    def names(self) -> StackNames:
-        return StackNames(self.prefix)
+    def names(self) -> ResourceNames:
+        return ResourceNames(self.prefix)
+
+    @property
+    def timing(self) -> topo.Timing:
+        """The function settings the topology's visibility timeouts and drift schedule follow from."""
+        return topo.Timing(
+            classifier_timeout_s=self.timeout_s,
+            batching_window_s=self.batching_window_s,
+            feedback_timeout_s=self.feedback_timeout_s,
+            feedback_batching_window_s=self.feedback_batching_window_s,
+            window_seconds=self.window_seconds,
+        )
+
+    @property
+    def topology(self) -> topo.Topology:
+        """What this deployment builds: the specs of `pigeonhole.topology` that exist in AWS."""
+        return topo.build(self.names, self.timing).deployed()
 
     @property
     def ingest_visibility_timeout_s(self) -> int:
-        return VISIBILITY_TIMEOUT_FACTOR * self.timeout_s + self.batching_window_s
+        return topo.visibility_timeout_s(self.timeout_s, self.batching_window_s)
 
     @property
     def feedback_visibility_timeout_s(self) -> int:
-        return VISIBILITY_TIMEOUT_FACTOR * self.feedback_timeout_s + self.feedback_batching_window_s
+        return topo.visibility_timeout_s(self.feedback_timeout_s, self.feedback_batching_window_s)
 
     @property
     def canary_enabled(self) -> bool:
@@ -250,7 +184,7 @@ class InfraConfig:
         need(0 <= self.batching_window_s <= 300, "batching_window_s: 0..300")
         need(2 <= self.max_concurrency <= 1000, "max_concurrency: 2..1000 (the ESM's limits)")
         need(
-            self.ingest_visibility_timeout_s <= SQS_MAX_VISIBILITY_S,
+            self.ingest_visibility_timeout_s <= topo.SQS_MAX_VISIBILITY_S,
             "timeout_s: 6 x timeout + batching window exceeds SQS's 12 h visibility timeout",
         )
         need(1 <= self.provisioned_min <= self.provisioned_max, "provisioned_min/max: 1 <= min <= max")

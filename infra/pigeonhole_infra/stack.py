@@ -22,7 +22,13 @@ from pigeonhole_infra.constructs.security import DataKey
 from pigeonhole_infra.constructs.tables import Tables
 from pigeonhole_infra.nag import acknowledge
 
-HUMAN_QUEUE_VISIBILITY_S = 300  # review/quarantine are read by people and tools, not by our functions
+# Construct ids of the work queues, as first deployed (a new logical id would replace a named queue).
+WORK_QUEUE_IDS = {
+    "ingest_queue": "Ingest",
+    "review_queue": "Review",
+    "quarantine_queue": "Quarantine",
+    "feedback_queue": "FeedbackQueue",
+}
 
 
 class PigeonholeStack(cdk.Stack):
@@ -51,47 +57,27 @@ class PigeonholeStack(cdk.Stack):
             self, "DataKey", alias=names.data_key_alias, destroy_on_teardown=config.destroy_data_on_teardown
         ).key
         key = self.data_key
-        self.ingest = QueueWithDlq(
-            self,
-            "Ingest",
-            name=names.ingest_queue,
-            dlq_name=names.ingest_dlq,
-            key=key,
-            visibility_timeout_s=config.ingest_visibility_timeout_s,
-        )
-        self.review = QueueWithDlq(
-            self,
-            "Review",
-            name=names.review_queue,
-            dlq_name=names.review_dlq,
-            key=key,
-            visibility_timeout_s=HUMAN_QUEUE_VISIBILITY_S,
-        )
-        self.quarantine = QueueWithDlq(
-            self,
-            "Quarantine",
-            name=names.quarantine_queue,
-            dlq_name=names.quarantine_dlq,
-            key=key,
-            visibility_timeout_s=HUMAN_QUEUE_VISIBILITY_S,
-        )
-        self.feedback = QueueWithDlq(
-            self,
-            "FeedbackQueue",
-            name=names.feedback_queue,
-            dlq_name=names.feedback_dlq,
-            key=key,
-            visibility_timeout_s=config.feedback_visibility_timeout_s,
-        )
+        # Every queue, bus, rule and table comes from the topology's specs (pigeonhole.topology).
+        topology = config.topology
+        self.work_queues = {
+            spec.name: QueueWithDlq(self, WORK_QUEUE_IDS[spec.id], spec=spec, topology=topology, key=key)
+            for spec in topology.queues
+            if spec.redrive is not None
+        }
+        self.ingest = self.work_queues[names.ingest_queue]
+        self.review = self.work_queues[names.review_queue]
+        self.quarantine = self.work_queues[names.quarantine_queue]
+        self.feedback = self.work_queues[names.feedback_queue]
         self.buses = EventBuses(
             self,
             "Buses",
-            names=names,
+            topology=topology,
             key=key,
-            ingest_queue=self.ingest.queue,
-            feedback_queue=self.feedback.queue,
+            queues={name: built.queue for name, built in self.work_queues.items()},
         )
-        self.tables = Tables(self, "Tables", names=names, key=key, destroy_on_teardown=config.destroy_data_on_teardown)
+        self.tables = Tables(
+            self, "Tables", topology=topology, key=key, destroy_on_teardown=config.destroy_data_on_teardown
+        )
 
         runtime_layer = RuntimeLayer(
             self, "RuntimeLayer", arch=config.architecture, python_version=config.python_version

@@ -14,10 +14,12 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
+from pigeonhole import topology
 from pigeonhole.classify import handler as handler_module
 from pigeonhole.classify.service import ClassifierService
 from pigeonhole.config import Settings
-from pigeonhole.naming import MAX_RECEIVE_COUNT, ResourceNames
+from pigeonhole.naming import ResourceNames
+from pigeonhole_tools.local.provisioning import create_topology
 
 NAMES = ResourceNames(prefix="test")
 REGION = "us-east-1"
@@ -78,42 +80,24 @@ class Stack:
 
 @pytest.fixture
 def stack() -> Iterator[Stack]:
+    """The local runtime's topology (the stack's queues, buses, rules and tables) in in-process moto."""
     with mock_aws():
         cfg = Config(retries={"max_attempts": 1})
         sqs = boto3.client("sqs", region_name=REGION, config=cfg)
         events = boto3.client("events", region_name=REGION, config=cfg)
-        dlq_url = sqs.create_queue(QueueName=NAMES.ingest_dlq)["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        ingest_url = sqs.create_queue(
-            QueueName=NAMES.ingest_queue,
-            Attributes={
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
-            },
-        )["QueueUrl"]
-        ingest_arn = sqs.get_queue_attributes(QueueUrl=ingest_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        review_url = sqs.create_queue(QueueName=NAMES.review_queue)["QueueUrl"]
-        quarantine_url = sqs.create_queue(QueueName=NAMES.quarantine_queue)["QueueUrl"]
-        sink_url = sqs.create_queue(QueueName=f"{NAMES.prefix}-output-sink")["QueueUrl"]
-        sink_arn = sqs.get_queue_attributes(QueueUrl=sink_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events.create_event_bus(Name=NAMES.output_bus)
-        events.put_rule(
-            Name="to-sink",
-            EventBusName=NAMES.output_bus,
-            EventPattern=json.dumps({"detail-type": ["EventClassified"]}),
+        dynamodb = boto3.client("dynamodb", region_name=REGION, config=cfg)
+        queues = create_topology(sqs, events, dynamodb, topology.build(NAMES)).queues
+        ingest = queues[NAMES.ingest_queue]
+        yield Stack(
+            sqs,
+            events,
+            ingest.url,
+            ingest.arn,
+            queues[NAMES.ingest_dlq].url,
+            queues[NAMES.review_queue].url,
+            queues[NAMES.quarantine_queue].url,
+            queues[NAMES.output_sink].url,
         )
-        events.put_targets(Rule="to-sink", EventBusName=NAMES.output_bus, Targets=[{"Id": "sink", "Arn": sink_arn}])
-        events.create_event_bus(Name=NAMES.input_bus)
-        events.put_rule(
-            Name=NAMES.input_rule,
-            EventBusName=NAMES.input_bus,
-            EventPattern=json.dumps({"detail-type": ["SupportMessage"]}),
-        )
-        events.put_targets(
-            Rule=NAMES.input_rule, EventBusName=NAMES.input_bus, Targets=[{"Id": "ingest", "Arn": ingest_arn}]
-        )
-        yield Stack(sqs, events, ingest_url, ingest_arn, dlq_url, review_url, quarantine_url, sink_url)
 
 
 @pytest.fixture

@@ -37,11 +37,14 @@ from pigeonhole.model.manifest import (
     Thresholds,
 )
 from pigeonhole.model.runtime import ModelRuntime
+from pigeonhole.naming import ResourceNames
+from pigeonhole_tools.local.provisioning import create_tables as provision_tables
 
 REGION = "us-east-1"
-WINDOWS = "test-windows"
-PREDICTIONS = "test-predictions"
-FEEDBACK = "test-feedback"
+NAMES = ResourceNames("test")
+WINDOWS = NAMES.windows_table
+PREDICTIONS = NAMES.predictions_table
+FEEDBACK = NAMES.feedback_table
 CLASSES = ["card_arrival", "exchange_rate", "lost_card"]
 VOCABULARY = frozenset({"card", "my", "rate", "lost", "the", "when", "arrive", "exchange", "is", "what"})
 VERSION = "0.1.0-test"
@@ -156,18 +159,8 @@ def quarantine_reason(event_id: str | None = None) -> Reason:
 
 
 def create_tables(client: Any) -> None:
-    """The tables as the CDK stack creates them: windows pk+sk, predictions pk, feedback pk; TTL expires_at."""
-    specs = {WINDOWS: True, PREDICTIONS: False, FEEDBACK: False}
-    for name, has_sort in specs.items():
-        keys = [{"AttributeName": "pk", "KeyType": "HASH"}]
-        attrs = [{"AttributeName": "pk", "AttributeType": "S"}]
-        if has_sort:
-            keys.append({"AttributeName": "sk", "KeyType": "RANGE"})
-            attrs.append({"AttributeName": "sk", "AttributeType": "S"})
-        client.create_table(TableName=name, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST")
-        client.update_time_to_live(
-            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-        )
+    """The tables as the stack creates them, by the local runtime's provisioning (pigeonhole.topology specs)."""
+    provision_tables(client, NAMES)
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from pigeonhole import constants as c
 from pigeonhole import metrics_catalog as mc
+from pigeonhole import topology
 from pigeonhole.adapters.dynamodb import DynamoDBAdapter
 from pigeonhole.classify.routing import Classification
 from pigeonhole.drift import layout as keys
@@ -26,11 +27,13 @@ from pigeonhole.drift.recorder import WindowRecorder
 from pigeonhole.drift.report import evaluate_for_manifest
 from pigeonhole.feedback import handler as feedback_handler
 from pigeonhole.feedback.service import FeedbackService
+from pigeonhole_tools.local.provisioning import create_topology
 
 from .conftest import Context
 from .monitoring_support import (
     CLASSES,
     FEEDBACK,
+    NAMES,
     PREDICTIONS,
     REGION,
     VERSION,
@@ -348,7 +351,8 @@ def test_handler_builds_from_the_environment_and_reads_the_queue(
     }.items():
         monkeypatch.setenv(name, value)
     sqs = boto3.client("sqs", region_name=REGION)
-    url = sqs.create_queue(QueueName="test-feedback")["QueueUrl"]
+    events = boto3.client("events", region_name=REGION)
+    url = create_topology(sqs, events, ddb, topology.build(NAMES)).queues[NAMES.feedback_queue].url
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"id": "e4", "label": "exchange_rate"}))
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
     event = {"Records": [{**record(m["MessageId"], m["Body"]), "attributes": m["Attributes"]} for m in messages]}

@@ -91,6 +91,16 @@ def write_fake_model(target: Path, version: str = FAKE_MODEL_VERSION) -> Path:
     return target
 
 
+def ref_id(value: Any) -> str | None:
+    """The logical id a Ref / Fn::GetAtt points at."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return str(value["Ref"])
+        if "Fn::GetAtt" in value:
+            return str(value["Fn::GetAtt"][0])
+    return None
+
+
 @dataclass
 class Synthesized:
     """One synthesized app: the stack object, its template (as a dict and as an assertions Template)."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from aws_cdk import assertions
-from infra_helpers import ALTERNATE_CONFIG, Synthesized
+from infra_helpers import ALTERNATE_CONFIG, Synthesized, ref_id
 
 from pigeonhole import alarms as defs
 from pigeonhole import constants as c
@@ -16,21 +16,11 @@ from pigeonhole.naming import MAX_RECEIVE_COUNT
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def _ref_id(value: Any) -> str | None:
-    """The logical id a Ref / Fn::GetAtt points at."""
-    if isinstance(value, dict):
-        if "Ref" in value:
-            return str(value["Ref"])
-        if "Fn::GetAtt" in value:
-            return str(value["Fn::GetAtt"][0])
-    return None
-
-
 def _refs(value: Any) -> set[str]:
     """Every logical id referenced anywhere inside an intrinsic (Ref, GetAtt, nested in Join/Split)."""
     found: set[str] = set()
     if isinstance(value, dict):
-        direct = _ref_id(value)
+        direct = ref_id(value)
         if direct:
             found.add(direct)
         for v in value.values():
@@ -64,12 +54,12 @@ def _dlq_ids(s: Synthesized) -> set[str]:
     for r in s.of_type("AWS::SQS::Queue").values():
         redrive = r["Properties"].get("RedrivePolicy")
         if redrive:
-            ids.add(_ref_id(redrive["deadLetterTargetArn"]) or "")
+            ids.add(ref_id(redrive["deadLetterTargetArn"]) or "")
     for r in s.of_type("AWS::Events::Rule").values():
         for target in r["Properties"].get("Targets", []):
-            ids.add(_ref_id(target["DeadLetterConfig"]["Arn"]) or "")
+            ids.add(ref_id(target["DeadLetterConfig"]["Arn"]) or "")
     for r in s.of_type("AWS::Lambda::EventInvokeConfig").values():
-        ids.add(_ref_id(r["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]) or "")
+        ids.add(ref_id(r["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]) or "")
     return ids
 
 
@@ -109,7 +99,7 @@ def test_every_queue_is_encrypted_tls_only_and_dead_lettered(which: str, request
             st["Effect"] == "Deny" and st.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
             for st in document["Statement"]
         ):
-            tls_covered |= {_ref_id(q) for q in r["Properties"]["Queues"]} - {None}  # type: ignore[arg-type]
+            tls_covered |= {ref_id(q) for q in r["Properties"]["Queues"]} - {None}  # type: ignore[arg-type]
     assert tls_covered == set(queues)
 
 
@@ -118,7 +108,7 @@ def test_ingest_queue_redrives_after_max_receive_count(default_stack: Synthesize
     _, ingest = queues["pigeonhole-ingest"]
     dlq_id, _ = queues["pigeonhole-ingest-dlq"]
     assert ingest["RedrivePolicy"]["maxReceiveCount"] == MAX_RECEIVE_COUNT == 5
-    assert _ref_id(ingest["RedrivePolicy"]["deadLetterTargetArn"]) == dlq_id
+    assert ref_id(ingest["RedrivePolicy"]["deadLetterTargetArn"]) == dlq_id
 
 
 @pytest.mark.parametrize(
@@ -132,11 +122,11 @@ def test_visibility_timeout_is_six_times_function_timeout_plus_batching_window(
     checked = 0
     for mapping in s.of_type("AWS::Lambda::EventSourceMapping").values():
         props = mapping["Properties"]
-        queue_id = _ref_id(props["EventSourceArn"])
+        queue_id = ref_id(props["EventSourceArn"])
         queue = next(q for lid, q in queues.values() if lid == queue_id)
         target = _invoked(s, props["FunctionName"])
         if target["Type"] == "AWS::Lambda::Alias":
-            target = s.resources[_ref_id(target["Properties"]["FunctionName"])]  # type: ignore[index]
+            target = s.resources[ref_id(target["Properties"]["FunctionName"])]  # type: ignore[index]
         timeout = target["Properties"]["Timeout"]
         window = props.get("MaximumBatchingWindowInSeconds", 0)
         assert queue["VisibilityTimeout"] >= 6 * timeout + window, queue["QueueName"]
@@ -155,7 +145,7 @@ def test_ingest_event_source_mapping_targets_the_alias_with_partial_failures(def
     mapping = next(
         m["Properties"]
         for m in default_stack.of_type("AWS::Lambda::EventSourceMapping").values()
-        if _ref_id(m["Properties"]["EventSourceArn"]) == ingest_id
+        if ref_id(m["Properties"]["EventSourceArn"]) == ingest_id
     )
     alias = _invoked(default_stack, mapping["FunctionName"])
     assert alias["Type"] == "AWS::Lambda::Alias"
@@ -276,7 +266,7 @@ def test_every_eventbridge_target_has_retry_policy_and_dlq(which: str, request: 
         for target in rule["Properties"]["Targets"]:
             assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1, lid
             assert "MaximumEventAgeInSeconds" in target["RetryPolicy"], lid
-            assert _ref_id(target["DeadLetterConfig"]["Arn"]) in queue_ids, lid
+            assert ref_id(target["DeadLetterConfig"]["Arn"]) in queue_ids, lid
 
 
 def test_buses_and_routing(default_stack: Synthesized) -> None:
@@ -391,7 +381,7 @@ def test_alarm_actions_route_by_severity(default_stack: Synthesized) -> None:
             if not getattr(definition, "notify", True):
                 continue
             topic = "pigeonhole-oncall" if definition.severity is defs.Severity.PAGE else "pigeonhole-tickets"
-            assert [_ref_id(a) for a in props["AlarmActions"]] == [topics[topic]], suffix
+            assert [ref_id(a) for a in props["AlarmActions"]] == [topics[topic]], suffix
 
 
 def test_canary_rolls_back_on_error_duration_and_model_alarms(default_stack: Synthesized) -> None:
@@ -405,7 +395,7 @@ def test_canary_rolls_back_on_error_duration_and_model_alarms(default_stack: Syn
     alarm_ids = {
         lid: r["Properties"]["AlarmName"] for lid, r in default_stack.of_type("AWS::CloudWatch::Alarm").items()
     }
-    watched = {alarm_ids[_ref_id(a["Name"])] for a in group["AlarmConfiguration"]["Alarms"]}  # type: ignore[index]
+    watched = {alarm_ids[ref_id(a["Name"])] for a in group["AlarmConfiguration"]["Alarms"]}  # type: ignore[index]
     expected = {f"pigeonhole-{d.suffix}" for d in defs.ALARMS if d.rollback}
     assert watched == expected
     assert {
@@ -476,14 +466,14 @@ def test_function_grants_name_their_tables(default_stack: Synthesized) -> None:
     }
     for function_name, expected in roles.items():
         _, fn = _function(default_stack, function_name)
-        role_id = _ref_id(fn["Role"])
+        role_id = ref_id(fn["Role"])
         granted: dict[str, set[str]] = {}
         for r in default_stack.of_type("AWS::IAM::Policy").values():
-            if role_id not in [_ref_id(x) for x in r["Properties"]["Roles"]]:
+            if role_id not in [ref_id(x) for x in r["Properties"]["Roles"]]:
                 continue
             for st in r["Properties"]["PolicyDocument"]["Statement"]:
                 for resource in _as_list(st["Resource"]):
-                    target = _ref_id(resource)
+                    target = ref_id(resource)
                     for name, lid in tables.items():
                         if target == lid:
                             granted.setdefault(name, set()).update(

@@ -29,8 +29,6 @@ LONG_MODULES_ALLOWED: Mapping[str, str] = {
     # The metric-math subset, one alarm's decision, notifications, the CloudWatch reader and the
     # evaluator, under their own banners: one emulation of CloudWatch alarms; those banners are the seams.
     "pigeonhole_tools/local/alarms.py": "one emulation (CloudWatch alarm evaluation), sections under banners",
-    # Provisioning is being rewritten to build from the topology specs (issue 7 item 1), which shrinks it.
-    "pigeonhole_tools/local/emulator.py": "provisioning moves to the topology specs in the same issue",
     # Three detectors sharing one contract (MonitorThresholds, DetectionResult, get_config/from_config).
     "pigeonhole/drift/detectors.py": "one detector family and its shared contract, in the shipped package",
 }

@@ -39,7 +39,7 @@ from botocore.config import Config
 from pigeonhole import alarms as defs
 from pigeonhole import metrics_catalog as mc
 from pigeonhole.naming import ResourceNames
-from pigeonhole_tools.local.emulator import DEFAULT_REGION, FAKE_CREDENTIAL, LocalNames, require_loopback
+from pigeonhole_tools.local.emulator import DEFAULT_REGION, FAKE_CREDENTIAL, require_loopback
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -293,18 +293,8 @@ def evaluation_periods(at: int, period: int, count: int) -> list[int]:
 
 
 def local_bindings(names: ResourceNames, model_version: str) -> dict[defs.Binding, str]:
-    """Binding placeholders the local system can name (the rest belong to AWS-only resources)."""
-    local = LocalNames(names)
-    out: dict[defs.Binding, str] = {defs.Binding.MODEL_VERSION: model_version}
-    for binding in defs.Binding:
-        if binding is defs.Binding.MODEL_VERSION:
-            continue
-        for source in (names, local):
-            value = getattr(source, binding.value, None)
-            if isinstance(value, str):
-                out[binding] = value
-                break
-    return out
+    """Every binding placeholder, named as infra names it (`pigeonhole.naming` is the one source)."""
+    return defs.resolve_bindings(names, model_version)
 
 
 def evaluable(alarm: defs.AlarmDef) -> bool:

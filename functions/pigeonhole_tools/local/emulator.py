@@ -1,15 +1,17 @@
-"""moto in server mode on loopback, provisioned with the same queues, buses and rules as the CDK stack.
+"""moto in server mode on loopback, provisioned from the same specs as the CDK stack.
 
-Every name comes from `pigeonhole.naming.ResourceNames`, so the local system and the deployed one
-describe the same thing. Clients made here carry fake credentials and refuse any endpoint that is
-not on loopback: nothing in the local runtime can reach AWS.
+Every queue, bus, rule and table comes from `pigeonhole.topology` (names from
+`pigeonhole.naming.ResourceNames`), so the local system and the deployed one describe the same
+thing: `provision` creates them with `pigeonhole_tools.local.provisioning.create_topology`, which
+in-process moto (tests, the drift harness) uses too. Clients made here carry
+fake credentials and refuse any endpoint that is not on loopback: nothing in the local runtime can
+reach AWS.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
-import json
 import logging
 import os
 import socket
@@ -24,37 +26,29 @@ import boto3
 from botocore.config import Config
 
 from pigeonhole import constants as c
-from pigeonhole.naming import MAX_RECEIVE_COUNT, ResourceNames
+from pigeonhole import naming
+from pigeonhole import topology as topo
+from pigeonhole.naming import ResourceNames
+from pigeonhole_tools.local.provisioning import Provisioned, QueueRef, create_topology, with_ingest_visibility
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeDefinitionTypeDef, KeySchemaElementTypeDef
     from mypy_boto3_events import EventBridgeClient
-    from mypy_boto3_events.type_defs import TargetTypeDef
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.literals import QueueAttributeNameType
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = 4747  # `local up`; tests and the demo take a free port (0)
 DEFAULT_REGION = "us-east-1"
-DEFAULT_FUNCTION_TIMEOUT = 30  # seconds; the classifier's Lambda timeout (infra's default)
-DEFAULT_BATCHING_WINDOW = 1  # seconds; the event source mapping's MaximumBatchingWindowInSeconds (infra's default)
-# Lambda's guidance, as infra applies it: visibility timeout = 6 x function timeout + batching window.
-DEFAULT_VISIBILITY_TIMEOUT = 6 * DEFAULT_FUNCTION_TIMEOUT + DEFAULT_BATCHING_WINDOW
+# Shared values other local modules import from here (defined in pigeonhole.naming / pigeonhole.topology).
+ALIAS_NAME = naming.ALIAS_NAME  # the event source mapping invokes this alias
+INPUT_SOURCE = topo.INPUT_SOURCE  # what the demo's and `local up`'s producers put on the input bus
+INPUT_DETAIL_TYPE = topo.INPUT_DETAIL_TYPE
+_TIMING = topo.Timing()  # the classifier's defaults, as infra's InfraConfig sets them
+DEFAULT_FUNCTION_TIMEOUT = _TIMING.classifier_timeout_s  # seconds; the classifier's Lambda timeout
+DEFAULT_BATCHING_WINDOW = _TIMING.batching_window_s  # seconds; the event source mapping's batching window
+DEFAULT_VISIBILITY_TIMEOUT = topo.visibility_timeout_s(DEFAULT_FUNCTION_TIMEOUT, DEFAULT_BATCHING_WINDOW)
 DEFAULT_MEMORY_MB = 1024
 FAKE_CREDENTIAL = "testing"  # moto's conventional fake key, not a secret
-
-# What a producer puts on the input bus. The rule is infra's: every detail-type except label feedback
-# (labels go to the feedback queue in AWS; the feedback function is not part of the local runtime).
-INPUT_SOURCE = "pigeonhole.producer"
-INPUT_DETAIL_TYPE = "SupportMessage"
-INPUT_EVENT_PATTERN: dict[str, Any] = {"detail-type": [{"anything-but": c.FEEDBACK_DETAIL_TYPE}]}
-# What the classifier puts on the output bus, and the local rule that copies it to the sink queue.
-OUTPUT_EVENT_PATTERN: dict[str, Any] = {"source": [c.OUTPUT_SOURCE], "detail-type": [c.OUTPUT_DETAIL_TYPE]}
-# EventBridge target retry policy, as infra sets it (8 retries, events older than 2 h are dead-lettered).
-TARGET_RETRY_POLICY: dict[str, int] = {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 7_200}
-ALIAS_NAME = "live"  # the event source mapping invokes this alias
-DLQ_RETENTION_SECONDS = 1_209_600  # 14 days: the maximum, so poison events wait for a human
 
 # Variables that could point a client at a real account or endpoint; unset for the local runtime.
 _UNSAFE_VARIABLES = (
@@ -144,54 +138,6 @@ def events_client(endpoint: str, region: str = DEFAULT_REGION, max_attempts: int
 
 
 @dataclass(frozen=True)
-class LocalNames:
-    """ResourceNames plus names the stack uses that pigeonhole.naming does not hold yet.
-
-    The infra/ names (`StackNames`, proposed for pigeonhole.naming) are mirrored here, plus the
-    output sink, which exists only locally. Move them to pigeonhole.naming and this shrinks.
-    """
-
-    base: ResourceNames
-
-    @property
-    def input_rule_dlq(self) -> str:
-        """DLQ of the input rule's SQS target (events EventBridge could not deliver)."""
-        return f"{self.base.prefix}-input-rule-dlq"
-
-    @property
-    def classifier_function(self) -> str:
-        return f"{self.base.prefix}-classifier"
-
-    @property
-    def windows_table(self) -> str:
-        return f"{self.base.prefix}-windows"
-
-    @property
-    def predictions_table(self) -> str:
-        return f"{self.base.prefix}-predictions"
-
-    @property
-    def output_sink(self) -> str:
-        """Local stand-in for the output bus's consumers: a queue we can read back."""
-        return f"{self.base.prefix}-output-sink"
-
-    @property
-    def output_rule(self) -> str:
-        return f"{self.base.prefix}-output-to-sink"
-
-    @property
-    def output_rule_dlq(self) -> str:
-        return f"{self.base.prefix}-output-sink-rule-dlq"
-
-
-@dataclass(frozen=True)
-class QueueRef:
-    name: str
-    url: str
-    arn: str
-
-
-@dataclass(frozen=True)
 class LocalResources:
     """Every URL and ARN of one provisioned local system; shared by the demo, `local up` and the e2e tests."""
 
@@ -215,6 +161,8 @@ class LocalResources:
     windows_table: str
     predictions_table: str
     function_name: str
+    topology: topo.Topology  # the local specs this system was provisioned from
+    provisioned: Provisioned  # every queue, bus, rule and table it made, by physical name
 
     @property
     def dead_letter_queues(self) -> list[QueueRef]:
@@ -361,154 +309,49 @@ class Emulator:
         self.stop()
 
 
-def _queue_policy(queue_arn: str, source_arn: str) -> str:
-    # EventBridge needs this to deliver to SQS in AWS; moto does not check it, we set it for fidelity.
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AllowEventBridgeRule",
-                    "Effect": "Allow",
-                    "Principal": {"Service": "events.amazonaws.com"},
-                    "Action": "sqs:SendMessage",
-                    "Resource": queue_arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}},
-                }
-            ],
-        }
-    )
-
-
-def _create_queue(sqs: SQSClient, name: str, attrs: Mapping[QueueAttributeNameType, str] | None = None) -> QueueRef:
-    url = sqs.create_queue(QueueName=name, Attributes=attrs or {})["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return QueueRef(name=name, url=url, arn=arn)
-
-
-def _create_bus(events: EventBridgeClient, name: str) -> str:
-    try:
-        return events.create_event_bus(Name=name)["EventBusArn"]
-    except events.exceptions.ResourceAlreadyExistsException:
-        return events.describe_event_bus(Name=name)["Arn"]
-
-
-def _rule_to_queue(
-    events: EventBridgeClient,
-    sqs: SQSClient,
-    *,
-    bus: str,
-    rule: str,
-    pattern: dict[str, Any],
-    target: QueueRef,
-    target_dlq: QueueRef,
-    description: str,
-) -> str:
-    rule_arn = events.put_rule(
-        Name=rule, EventBusName=bus, EventPattern=json.dumps(pattern), State="ENABLED", Description=description
-    )["RuleArn"]
-    sqs.set_queue_attributes(QueueUrl=target.url, Attributes={"Policy": _queue_policy(target.arn, rule_arn)})
-    queue_target: TargetTypeDef = {
-        "Id": f"{target.name}-target",
-        "Arn": target.arn,
-        "RetryPolicy": {
-            "MaximumRetryAttempts": TARGET_RETRY_POLICY["MaximumRetryAttempts"],
-            "MaximumEventAgeInSeconds": TARGET_RETRY_POLICY["MaximumEventAgeInSeconds"],
-        },
-        "DeadLetterConfig": {"Arn": target_dlq.arn},
-    }
-    events.put_targets(Rule=rule, EventBusName=bus, Targets=[queue_target])
-    return rule_arn
-
-
-def _create_table(dynamodb: DynamoDBClient, name: str, *, sort_key: bool) -> None:
-    """On-demand, pk (+ sk) strings, TTL on expires_at: the stack's layout (moto never expires items)."""
-    keys: list[KeySchemaElementTypeDef] = [{"AttributeName": c.TABLE_PARTITION_KEY, "KeyType": "HASH"}]
-    attrs: list[AttributeDefinitionTypeDef] = [{"AttributeName": c.TABLE_PARTITION_KEY, "AttributeType": "S"}]
-    if sort_key:
-        keys.append({"AttributeName": c.TABLE_SORT_KEY, "KeyType": "RANGE"})
-        attrs.append({"AttributeName": c.TABLE_SORT_KEY, "AttributeType": "S"})
-    try:
-        dynamodb.create_table(TableName=name, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST")
-    except dynamodb.exceptions.ResourceInUseException:
-        return
-    dynamodb.update_time_to_live(
-        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": c.TABLE_TTL_ATTRIBUTE}
-    )
-
-
 def provision(
     endpoint: str,
     *,
     prefix: str = "pigeonhole",
     region: str = DEFAULT_REGION,
-    visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT,
+    visibility_timeout: int | None = None,
     max_attempts: int = 3,
 ) -> LocalResources:
-    """Create the queues, buses, rules and targets of one system on the moto server; return their URLs/ARNs."""
+    """Create one system's local topology on the moto server; return its URLs/ARNs."""
     names = ResourceNames(prefix)
-    local = LocalNames(names)
-    sqs = sqs_client(endpoint, region, max_attempts)
-    events = events_client(endpoint, region, max_attempts)
-    dynamodb = dynamodb_client(endpoint, region, max_attempts)
-    dlq_attrs: dict[QueueAttributeNameType, str] = {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)}
-
-    ingest_dlq = _create_queue(sqs, names.ingest_dlq, dlq_attrs)
-    redrive = {"deadLetterTargetArn": ingest_dlq.arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
-    ingest = _create_queue(
-        sqs, names.ingest_queue, {"VisibilityTimeout": str(visibility_timeout), "RedrivePolicy": json.dumps(redrive)}
+    topology = topo.build(names).local()
+    if visibility_timeout is not None:
+        topology = with_ingest_visibility(topology, visibility_timeout)
+    made = create_topology(
+        sqs_client(endpoint, region, max_attempts),
+        events_client(endpoint, region, max_attempts),
+        dynamodb_client(endpoint, region, max_attempts),
+        topology,
     )
-    review = _create_queue(sqs, names.review_queue)
-    quarantine = _create_queue(sqs, names.quarantine_queue)
-    output_sink = _create_queue(sqs, local.output_sink)
-    input_rule_dlq = _create_queue(sqs, local.input_rule_dlq, dlq_attrs)
-    output_rule_dlq = _create_queue(sqs, local.output_rule_dlq, dlq_attrs)
-    _create_table(dynamodb, local.windows_table, sort_key=True)
-    _create_table(dynamodb, local.predictions_table, sort_key=False)
-
-    input_bus_arn = _create_bus(events, names.input_bus)
-    output_bus_arn = _create_bus(events, names.output_bus)
-    _rule_to_queue(
-        events,
-        sqs,
-        bus=names.input_bus,
-        rule=names.input_rule,
-        pattern=INPUT_EVENT_PATTERN,
-        target=ingest,
-        target_dlq=input_rule_dlq,
-        description="Every event except labels goes to the ingest queue (the whole envelope; detail is read)",
-    )
-    _rule_to_queue(
-        events,
-        sqs,
-        bus=names.output_bus,
-        rule=local.output_rule,
-        pattern=OUTPUT_EVENT_PATTERN,
-        target=output_sink,
-        target_dlq=output_rule_dlq,
-        description="Local only: copies EventClassified events to a queue so they can be read back",
-    )
+    queues = made.queues
     return LocalResources(
         endpoint=require_loopback(endpoint),
         region=region,
         names=names,
-        visibility_timeout=visibility_timeout,
-        ingest=ingest,
-        ingest_dlq=ingest_dlq,
-        review=review,
-        quarantine=quarantine,
-        output_sink=output_sink,
-        input_rule_dlq=input_rule_dlq,
-        output_rule_dlq=output_rule_dlq,
+        visibility_timeout=topology.queue(names.ingest_queue).visibility_timeout_s,
+        ingest=queues[names.ingest_queue],
+        ingest_dlq=queues[names.ingest_dlq],
+        review=queues[names.review_queue],
+        quarantine=queues[names.quarantine_queue],
+        output_sink=queues[names.output_sink],
+        input_rule_dlq=queues[names.input_rule_dlq],
+        output_rule_dlq=queues[names.output_rule_dlq],
         input_bus_name=names.input_bus,
-        input_bus_arn=input_bus_arn,
+        input_bus_arn=made.buses[names.input_bus],
         input_rule_name=names.input_rule,
         output_bus_name=names.output_bus,
-        output_bus_arn=output_bus_arn,
-        output_rule_name=local.output_rule,
-        windows_table=local.windows_table,
-        predictions_table=local.predictions_table,
-        function_name=local.classifier_function,
+        output_bus_arn=made.buses[names.output_bus],
+        output_rule_name=names.output_rule,
+        windows_table=names.windows_table,
+        predictions_table=names.predictions_table,
+        function_name=names.classifier_function,
+        topology=topology,
+        provisioned=made,
     )
 
 

@@ -1,4 +1,7 @@
-"""In-process moto DynamoDB for simulations: the stack's three tables, faster transactions, TTL expiry.
+"""In-process moto DynamoDB for simulations: the topology's tables, faster transactions, TTL expiry.
+
+The tables are created by the local runtime's provisioning (`pigeonhole_tools.local.emulator`,
+from the specs in `pigeonhole.topology`), so the harness simulates the tables the stack deploys.
 
 Two things make moto unusable for hundreds of thousands of events, and both are fixed here without
 changing what the code under test sees:
@@ -22,7 +25,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pigeonhole import constants as c
+from pigeonhole import topology
+from pigeonhole.naming import ResourceNames
+from pigeonhole_tools.local.provisioning import Provisioned, create_table, create_topology
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -31,11 +36,21 @@ REGION = "us-east-1"
 _BATCH_WRITE_LIMIT = 25
 
 
+DEFAULT_PREFIX = "harness"
+
+
 @dataclass(frozen=True)
 class TableNames:
-    windows: str = "harness-windows"
-    predictions: str = "harness-predictions"
-    feedback: str = "harness-feedback"
+    """The three tables' physical names for one prefix (`pigeonhole.naming`)."""
+
+    windows: str
+    predictions: str
+    feedback: str
+
+    @classmethod
+    def for_prefix(cls, prefix: str = DEFAULT_PREFIX) -> TableNames:
+        names = ResourceNames(prefix)
+        return cls(names.windows_table, names.predictions_table, names.feedback_table)
 
 
 class TransactionRollbackDisabledError(RuntimeError):
@@ -111,32 +126,17 @@ def fast_transactions(rollback: bool = True) -> Iterator[None]:
             backend_module.DynamoDBBackend.transact_write_items = original  # type: ignore[method-assign]
 
 
-def create_tables(client: DynamoDBClient, names: TableNames) -> None:
-    """The stack's layout: windows pk+sk, predictions pk, feedback pk (all strings); TTL on expires_at."""
-    for name, sort_key in ((names.windows, True), (names.predictions, False), (names.feedback, False)):
-        create_table(client, name, sort_key=sort_key)
-
-
-def create_table(client: DynamoDBClient, name: str, *, sort_key: bool) -> None:
-    keys: list[Any] = [{"AttributeName": c.TABLE_PARTITION_KEY, "KeyType": "HASH"}]
-    attrs: list[Any] = [{"AttributeName": c.TABLE_PARTITION_KEY, "AttributeType": "S"}]
-    if sort_key:
-        keys.append({"AttributeName": c.TABLE_SORT_KEY, "KeyType": "RANGE"})
-        attrs.append({"AttributeName": c.TABLE_SORT_KEY, "AttributeType": "S"})
-    client.create_table(TableName=name, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST")
-    client.update_time_to_live(
-        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": c.TABLE_TTL_ATTRIBUTE}
-    )
-
-
 class Sandbox:
-    """moto (``mock_aws``) with the tables created and fast transactions; use as a context manager.
+    """moto (``mock_aws``) with the local topology provisioned and fast transactions; use as a context manager.
 
     Every boto3 client must be created inside it (a client made before the mock starts is not mocked).
     """
 
-    def __init__(self, names: TableNames | None = None, region: str = REGION, *, rollback: bool = True) -> None:
-        self.names = names or TableNames()
+    def __init__(self, prefix: str = DEFAULT_PREFIX, region: str = REGION, *, rollback: bool = True) -> None:
+        self.prefix = prefix
+        self.resource_names = ResourceNames(prefix)
+        self.names = TableNames.for_prefix(prefix)
+        self.provisioned = Provisioned()
         self.region = region
         self.rollback = rollback
         self._stack: list[Any] = []
@@ -153,10 +153,17 @@ class Sandbox:
         fast = fast_transactions(self.rollback)
         fast.__enter__()
         self._stack.append(lambda: fast.__exit__(None, None, None))
-        self.client = boto3.Session(region_name=self.region).client(
-            "dynamodb", config=Config(retries={"max_attempts": 1})
+        session = boto3.Session(region_name=self.region)
+        config = Config(retries={"max_attempts": 1})
+        self.client = session.client("dynamodb", config=config)
+        # The local topology without its rules: the simulation discards what reaches the output bus.
+        self.provisioned = create_topology(
+            session.client("sqs", config=config),
+            session.client("events", config=config),
+            self.client,
+            topology.build(self.resource_names),
+            rules=False,
         )
-        create_tables(self.client, self.names)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -177,8 +184,11 @@ class Sandbox:
     def expire_all(self, table: str) -> None:
         """Every item of a hash-key-only table is dead (e.g. markers of closed windows): empty it in one go by
         re-creating it, which is what TTL would get to item by item."""
+        spec = topology.build(self.resource_names).table(table)
+        if spec.sort_key is not None:
+            raise ValueError(f"{table} has a sort key: expire its items with expire()")
         self.dynamodb.delete_table(TableName=table)
-        create_table(self.dynamodb, table, sort_key=False)
+        create_table(self.dynamodb, spec)
 
     def expire(self, table: str, keys: Iterable[dict[str, str]]) -> int:
         """Delete items by key (what TTL would do later); returns how many delete requests were sent."""

@@ -37,11 +37,7 @@ MISSING: Final = {
 
 def bindings_for(config: InfraConfig, model_version: str) -> dict[defs.Binding, str]:
     """Every alarm placeholder resolved for this deployment: names by attribute, plus the model version."""
-    values = {defs.Binding.MODEL_VERSION: model_version}
-    for binding in defs.Binding:
-        if binding is not defs.Binding.MODEL_VERSION:
-            values[binding] = getattr(config.names, binding.value)
-    return values
+    return defs.resolve_bindings(config.names, model_version)
 
 
 def to_metric(query: defs.MetricQuery, bindings: Mapping[defs.Binding, str], window_s: int) -> cloudwatch.Metric:

@@ -1,4 +1,4 @@
-"""EventBridge: the input bus (events and labels in) and the output bus (EventClassified out).
+"""EventBridge: the buses and the queue-targeted rules of `pigeonhole.topology`, built from their specs.
 
 EventBridge -> SQS, never EventBridge -> Lambda: the queue brings batching, partial batch
 failures, redrive to a DLQ and back-pressure. Each target gets an explicit retry policy and its
@@ -6,6 +6,8 @@ own dead-letter queue for events EventBridge could not deliver.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import aws_cdk as cdk
 import jsii
@@ -16,12 +18,11 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk.interfaces import aws_events as events_refs
 from constructs import Construct
 
-from pigeonhole_infra.config import StackNames
+from pigeonhole.topology import RetryPolicy, RuleSpec, Topology
 from pigeonhole_infra.constructs.queues import dead_letter_queue
 
-LABEL_DETAIL_TYPE = "LabelFeedback"
-TARGET_RETRY_ATTEMPTS = 8
-TARGET_MAX_EVENT_AGE = cdk.Duration.hours(2)
+# Construct ids of the rules, as first deployed (a new logical id would replace a named rule).
+RULE_IDS = {"input_rule": "InputToIngest", "label_rule": "LabelsToFeedback"}
 
 
 @jsii.implements(events.IRuleTarget)
@@ -33,9 +34,10 @@ class EncryptedQueueTarget:
     kms:GenerateDataKey + kms:Decrypt, which the data key's policy grants (see DataKey).
     """
 
-    def __init__(self, queue: sqs.IQueue, dead_letter_queue: sqs.IQueue) -> None:
+    def __init__(self, queue: sqs.IQueue, dead_letter_queue: sqs.IQueue, retry: RetryPolicy) -> None:
         self.queue = queue
         self.dead_letter_queue = dead_letter_queue
+        self.retry = retry
 
     def bind(self, rule: events_refs.IRuleRef, id: str | None = None) -> events.RuleTargetConfig:
         for queue in (self.queue, self.dead_letter_queue):
@@ -52,47 +54,63 @@ class EncryptedQueueTarget:
             arn=self.queue.queue_arn,
             dead_letter_config=events.CfnRule.DeadLetterConfigProperty(arn=self.dead_letter_queue.queue_arn),
             retry_policy=events.CfnRule.RetryPolicyProperty(
-                maximum_retry_attempts=TARGET_RETRY_ATTEMPTS,
-                maximum_event_age_in_seconds=int(TARGET_MAX_EVENT_AGE.to_seconds()),
+                maximum_retry_attempts=self.retry.maximum_retry_attempts,
+                maximum_event_age_in_seconds=self.retry.maximum_event_age_s,
             ),
         )
 
 
+def _construct_id(spec_id: str) -> str:
+    """`input_bus` -> `InputBus`: the ids the first deployments used for buses and rule DLQs."""
+    return "".join(part.title() for part in spec_id.split("_"))
+
+
 class EventBuses(Construct):
-    """Input bus with its two rules (events -> ingest, labels -> feedback) and the output bus."""
+    """Every bus of the topology and every rule that targets a queue (the drift schedule is the tracker's).
+
+    `queues` maps a queue's physical name to the built queue each rule's target names.
+    """
 
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        names: StackNames,
+        topology: Topology,
         key: kms.IKey,
-        ingest_queue: sqs.IQueue,
-        feedback_queue: sqs.IQueue,
+        queues: Mapping[str, sqs.IQueue],
     ) -> None:
         super().__init__(scope, construct_id)
-        self.input_bus = events.EventBus(self, "InputBus", event_bus_name=names.input_bus)
-        self.output_bus = events.EventBus(self, "OutputBus", event_bus_name=names.output_bus)
+        self.buses = {
+            spec.name: events.EventBus(self, _construct_id(spec.id), event_bus_name=spec.name)
+            for spec in topology.buses
+        }
+        names = topology.names
+        self.input_bus = self.buses[names.input_bus]
+        self.output_bus = self.buses[names.output_bus]
+        self.rules: dict[str, events.Rule] = {}
+        self.rule_dlqs: dict[str, sqs.Queue] = {}
+        for spec in topology.rules:
+            if spec.target.kind == "queue":
+                self._queue_rule(spec, topology, key, queues)
 
-        self.input_rule_dlq = dead_letter_queue(self, "InputRuleDlq", name=names.input_rule_dlq, key=key)
-        self.input_rule = events.Rule(
+    def _queue_rule(self, spec: RuleSpec, topology: Topology, key: kms.IKey, queues: Mapping[str, sqs.IQueue]) -> None:
+        if spec.bus is None or spec.pattern is None:
+            raise ValueError(f"{spec.name}: a queue-targeted rule needs a bus and an event pattern")
+        dlq_spec = topology.queue(spec.target.dead_letter_queue)
+        dlq = dead_letter_queue(self, _construct_id(dlq_spec.id), spec=dlq_spec, key=key)
+        rule = events.Rule(
             self,
-            "InputToIngest",
-            rule_name=names.input_rule,
-            event_bus=self.input_bus,
-            description="Every event except labels goes to the ingest queue",
-            event_pattern=events.EventPattern(detail_type=events.Match.anything_but(LABEL_DETAIL_TYPE)),
-            targets=[EncryptedQueueTarget(ingest_queue, dead_letter_queue=self.input_rule_dlq)],
+            RULE_IDS[spec.id],
+            rule_name=spec.name,
+            event_bus=self.buses[spec.bus],
+            description=spec.description,
+            # A placeholder the override below replaces: the spec's pattern is plain EventBridge JSON.
+            event_pattern=events.EventPattern(detail_type=["placeholder"]),
+            targets=[EncryptedQueueTarget(queues[spec.target.name], dead_letter_queue=dlq, retry=spec.target.retry)],
         )
-
-        self.label_rule_dlq = dead_letter_queue(self, "LabelRuleDlq", name=names.label_rule_dlq, key=key)
-        self.label_rule = events.Rule(
-            self,
-            "LabelsToFeedback",
-            rule_name=names.label_rule,
-            event_bus=self.input_bus,
-            description="Ground-truth labels go to the feedback queue",
-            event_pattern=events.EventPattern(detail_type=[LABEL_DETAIL_TYPE]),
-            targets=[EncryptedQueueTarget(feedback_queue, dead_letter_queue=self.label_rule_dlq)],
-        )
+        cfn_rule = rule.node.default_child
+        assert isinstance(cfn_rule, events.CfnRule)
+        cfn_rule.add_property_override("EventPattern", dict(spec.pattern))
+        self.rules[spec.name] = rule
+        self.rule_dlqs[spec.name] = dlq

@@ -21,8 +21,8 @@ from constructs import Construct
 
 from pigeonhole import constants as c
 from pigeonhole import metrics_catalog as mc
+from pigeonhole.naming import ALIAS_NAME
 from pigeonhole_infra.config import (
-    ALIAS_NAME,
     CLASSIFIER_HANDLER,
     ENV_PREDICTIONS_TABLE,
     ENV_WINDOWS_TABLE,

@@ -29,8 +29,6 @@ from pigeonhole_infra.constructs.function import PigeonholeFunction
 from pigeonhole_infra.constructs.queues import dead_letter_queue
 from pigeonhole_infra.constructs.security import KMS_DYNAMODB, KMS_SQS_PRODUCER
 
-DRIFT_RETRY_ATTEMPTS = 2
-
 
 @jsii.implements(lambda_.IDestination)
 class QueueDestination:
@@ -96,25 +94,31 @@ class DriftTracker(Construct):
         windows_table.grant(built.role, "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem")
         key.grant(built.role, *KMS_DYNAMODB, *KMS_SQS_PRODUCER)  # tables; the DLQ as failure destination
 
-        self.dlq = dead_letter_queue(self, "Dlq", name=names.drift_dlq, key=key)
-        window = cdk.Duration.seconds(config.window_seconds)
+        # The schedule's spec (pigeonhole.topology) sets its rate, retry policy and DLQ; the function's
+        # own asynchronous retries follow the same policy.
+        spec = config.topology.rule(names.drift_schedule)
+        if spec.schedule is None or spec.target.name != names.drift_function:
+            raise ValueError(f"{spec.name}: expected a schedule that targets {names.drift_function}")
+        self.dlq = dead_letter_queue(self, "Dlq", spec=config.topology.queue(spec.target.dead_letter_queue), key=key)
+        retry = spec.target.retry
+        max_event_age = cdk.Duration.seconds(retry.maximum_event_age_s)
         self.function.configure_async_invoke(
-            retry_attempts=DRIFT_RETRY_ATTEMPTS,
-            max_event_age=window,  # a report later than one window is stale: the next run covers it
+            retry_attempts=retry.maximum_retry_attempts,
+            max_event_age=max_event_age,
             on_failure=QueueDestination(self.dlq),
         )
         self.schedule = events.Rule(
             self,
             "Schedule",
-            rule_name=names.drift_schedule,
-            description="Close one drift window",
-            schedule=events.Schedule.rate(window),
+            rule_name=spec.name,
+            description=spec.description,
+            schedule=events.Schedule.expression(spec.schedule),
             targets=[
                 targets.LambdaFunction(
                     self.function,
                     dead_letter_queue=self.dlq,
-                    retry_attempts=DRIFT_RETRY_ATTEMPTS,
-                    max_event_age=window,
+                    retry_attempts=retry.maximum_retry_attempts,
+                    max_event_age=max_event_age,
                 )
             ],
         )

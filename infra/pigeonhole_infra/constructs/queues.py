@@ -1,4 +1,5 @@
-"""Queues: every one encrypted with the data key, TLS-only, and either a DLQ or backed by one."""
+"""Queues, built from `pigeonhole.topology` specs: each encrypted with the data key, TLS-only, and
+either dead-lettered or a dead-letter queue itself (the spec says which and for how long)."""
 
 from __future__ import annotations
 
@@ -7,53 +8,55 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from pigeonhole.naming import MAX_RECEIVE_COUNT
-
-DLQ_RETENTION = cdk.Duration.days(14)  # SQS's maximum: time to look, fix and redrive
-SOURCE_RETENTION = cdk.Duration.days(4)  # shorter than the DLQ's, so a redriven message never expires first
-# SQS reuses a KMS data key for this long: fewer KMS requests (cost) for a bounded key-reuse window.
-DATA_KEY_REUSE = cdk.Duration.hours(1)
+from pigeonhole.topology import DATA_KEY_REUSE_S, QueueSpec, Topology
 
 
-def dead_letter_queue(scope: Construct, construct_id: str, *, name: str, key: kms.IKey) -> sqs.Queue:
-    """A queue that only ever receives failures: 14 days to inspect and redrive."""
+def build_queue(
+    scope: Construct,
+    construct_id: str,
+    *,
+    spec: QueueSpec,
+    key: kms.IKey,
+    dead_letter_queue: sqs.IQueue | None = None,
+) -> sqs.Queue:
+    """One queue with exactly the spec's settings; `dead_letter_queue` is the built queue its redrive names."""
+    if (spec.redrive is None) != (dead_letter_queue is None):
+        raise ValueError(f"{spec.name}: pass the dead-letter queue exactly when the spec has a redrive")
+    redrive = (
+        sqs.DeadLetterQueue(queue=dead_letter_queue, max_receive_count=spec.redrive.max_receive_count)
+        if spec.redrive is not None and dead_letter_queue is not None
+        else None
+    )
     return sqs.Queue(
         scope,
         construct_id,
-        queue_name=name,
-        encryption=sqs.QueueEncryption.KMS,
-        encryption_master_key=key,
-        data_key_reuse=DATA_KEY_REUSE,
+        queue_name=spec.name,
+        encryption=sqs.QueueEncryption.KMS if spec.kms else sqs.QueueEncryption.SQS_MANAGED,
+        encryption_master_key=key if spec.kms else None,
+        data_key_reuse=cdk.Duration.seconds(DATA_KEY_REUSE_S) if spec.kms else None,
         enforce_ssl=True,
-        retention_period=DLQ_RETENTION,
+        retention_period=cdk.Duration.seconds(spec.retention_s),
+        visibility_timeout=cdk.Duration.seconds(spec.visibility_timeout_s),
+        dead_letter_queue=redrive,
     )
 
 
+def dead_letter_queue(scope: Construct, construct_id: str, *, spec: QueueSpec, key: kms.IKey) -> sqs.Queue:
+    """A queue that only ever receives failures (a redrive, a rule target, a function's on-failure)."""
+    if not spec.dead_letter:
+        raise ValueError(f"{spec.name} is not a dead-letter queue in the topology")
+    return build_queue(scope, construct_id, spec=spec, key=key)
+
+
 class QueueWithDlq(Construct):
-    """A work queue and its dead-letter queue (after MAX_RECEIVE_COUNT receives)."""
+    """A work queue and the dead-letter queue its redrive policy names."""
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        name: str,
-        dlq_name: str,
-        key: kms.IKey,
-        visibility_timeout_s: int,
-        max_receive_count: int = MAX_RECEIVE_COUNT,
+        self, scope: Construct, construct_id: str, *, spec: QueueSpec, topology: Topology, key: kms.IKey
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dlq = dead_letter_queue(self, "Dlq", name=dlq_name, key=key)
-        self.queue = sqs.Queue(
-            self,
-            "Queue",
-            queue_name=name,
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key,
-            data_key_reuse=DATA_KEY_REUSE,
-            enforce_ssl=True,
-            retention_period=SOURCE_RETENTION,
-            visibility_timeout=cdk.Duration.seconds(visibility_timeout_s),
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=max_receive_count),
-        )
+        if spec.redrive is None:
+            raise ValueError(f"{spec.name} has no redrive policy in the topology")
+        self.spec = spec
+        self.dlq = dead_letter_queue(self, "Dlq", spec=topology.queue(spec.redrive.dead_letter_queue), key=key)
+        self.queue = build_queue(self, "Queue", spec=spec, key=key, dead_letter_queue=self.dlq)

@@ -1,68 +1,82 @@
-"""DynamoDB: window counters, sampled predictions and joined feedback.
+"""DynamoDB: the tables of `pigeonhole.topology` (window counters, sampled predictions, joined feedback).
 
-All three: on-demand (traffic is bursty and idle costs nothing), point-in-time recovery,
-encrypted with the data key, and a TTL on `expires_at` so old windows and samples age out.
+Each is built from its spec: keys, billing mode (on demand), TTL attribute, point-in-time recovery,
+encryption with the data key and any global secondary index.
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from pigeonhole_infra.config import TTL_ATTRIBUTE, StackNames
+from pigeonhole.topology import KeySpec, TableSpec, Topology
+
+_TYPES: Final = {
+    "S": dynamodb.AttributeType.STRING,
+    "N": dynamodb.AttributeType.NUMBER,
+    "B": dynamodb.AttributeType.BINARY,
+}
 
 
-def _table(
-    scope: Construct,
-    construct_id: str,
-    *,
-    name: str,
-    key: kms.IKey,
-    sort_key: bool,
-    destroy_on_teardown: bool,
+def _attribute(key: KeySpec) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=key.name, type=_TYPES[key.type])
+
+
+def _optional(key: KeySpec | None) -> dynamodb.Attribute | None:
+    return None if key is None else _attribute(key)
+
+
+def build_table(
+    scope: Construct, construct_id: str, *, spec: TableSpec, key: kms.IKey, destroy_on_teardown: bool
 ) -> dynamodb.Table:
-    return dynamodb.Table(
+    table = dynamodb.Table(
         scope,
         construct_id,
-        table_name=name,
-        partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-        sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING) if sort_key else None,
-        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-        encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-        encryption_key=key,
+        table_name=spec.name,
+        partition_key=_attribute(spec.partition_key),
+        sort_key=_optional(spec.sort_key),
+        billing_mode=dynamodb.BillingMode[spec.billing_mode],
+        encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED if spec.kms else dynamodb.TableEncryption.AWS_MANAGED,
+        encryption_key=key if spec.kms else None,
         point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-            point_in_time_recovery_enabled=True
+            point_in_time_recovery_enabled=spec.pitr
         ),
-        time_to_live_attribute=TTL_ATTRIBUTE,
+        time_to_live_attribute=spec.ttl_attribute,
         removal_policy=cdk.RemovalPolicy.DESTROY if destroy_on_teardown else cdk.RemovalPolicy.RETAIN,
     )
+    for index in spec.indexes:
+        table.add_global_secondary_index(
+            index_name=index.name,
+            partition_key=_attribute(index.partition_key),
+            sort_key=_optional(index.sort_key),
+            projection_type=dynamodb.ProjectionType[index.projection],
+        )
+    return table
 
 
 class Tables(Construct):
-    """windows (pk + sk), predictions (pk) and feedback (pk)."""
+    """Every table of the topology, by physical name; `windows`, `predictions` and `feedback` for wiring."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, names: StackNames, key: kms.IKey, destroy_on_teardown: bool
+        self, scope: Construct, construct_id: str, *, topology: Topology, key: kms.IKey, destroy_on_teardown: bool
     ) -> None:
         super().__init__(scope, construct_id)
-        self.windows = _table(
-            self, "Windows", name=names.windows_table, key=key, sort_key=True, destroy_on_teardown=destroy_on_teardown
-        )
-        self.predictions = _table(
-            self,
-            "Predictions",
-            name=names.predictions_table,
-            key=key,
-            sort_key=False,
-            destroy_on_teardown=destroy_on_teardown,
-        )
-        self.feedback = _table(
-            self,
-            "Feedback",
-            name=names.feedback_table,
-            key=key,
-            sort_key=False,
-            destroy_on_teardown=destroy_on_teardown,
-        )
+        # Construct ids as first deployed ("Windows", ...): a new logical id would replace a retained table.
+        self.tables = {
+            spec.name: build_table(
+                self,
+                spec.id.removesuffix("_table").title(),
+                spec=spec,
+                key=key,
+                destroy_on_teardown=destroy_on_teardown,
+            )
+            for spec in topology.tables
+        }
+        names = topology.names
+        self.windows = self.tables[names.windows_table]
+        self.predictions = self.tables[names.predictions_table]
+        self.feedback = self.tables[names.feedback_table]

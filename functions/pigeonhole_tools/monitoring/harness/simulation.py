@@ -242,23 +242,19 @@ class Simulator:
         from pigeonhole.config import Settings
 
         session = sandbox.session()
-        sqs = session.client("sqs")
-        events_client = session.client("events")
-        review = sqs.create_queue(QueueName="harness-review")["QueueUrl"]
-        quarantine = sqs.create_queue(QueueName="harness-quarantine")["QueueUrl"]
-        events_client.create_event_bus(Name="harness-output")
+        names, queues = sandbox.resource_names, sandbox.provisioned.queues  # the sandbox's topology
         settings = Settings(
             model_dir=model.model_dir,
-            review_queue_url=review,
-            quarantine_queue_url=quarantine,
-            output_bus_name="harness-output",
+            review_queue_url=queues[names.review_queue].url,
+            quarantine_queue_url=queues[names.quarantine_queue].url,
+            output_bus_name=names.output_bus,
             window_seconds=self.cfg.window_seconds,
             windows_table=sandbox.names.windows,
             predictions_table=sandbox.names.predictions,
         )
         handler_module.logger.setLevel("ERROR")
         service = handler_module.build_service(settings, session=session)
-        arn = "arn:aws:sqs:us-east-1:000000000000:harness-ingest"
+        arn = queues[names.ingest_queue].arn
 
         def full(events: list[tuple[str, datetime, str, int]]) -> None:
             for i in range(0, len(events), MAX_BATCH_SIZE):
