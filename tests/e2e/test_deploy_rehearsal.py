@@ -17,23 +17,18 @@ from typing import Any
 import pytest
 
 from pigeonhole_tools.local.emulator import Emulator, LocalResources, provision
-from pigeonhole_tools.local.rehearsal import (
-    Deployment,
+from pigeonhole_tools.local.rehearsal.compare import (
     Difference,
-    Moto,
-    bootstrap,
     compare,
-    drive_classifier,
     environment_differences,
     function_environment,
-    handler_environment,
     local_mapping_shape,
     read_system,
-    rehearsal_config,
-    synthesize,
     template_only_settings,
 )
-from pigeonhole_tools.local.rehearsal_template import (
+from pigeonhole_tools.local.rehearsal.drive import drive_classifier, handler_environment
+from pigeonhole_tools.local.rehearsal.stack import Deployment, Moto, bootstrap, rehearsal_config, synthesize
+from pigeonhole_tools.local.rehearsal.template import (
     MOTO_VERSION,
     REWRITES,
     SKIPPED_TYPES,

@@ -180,6 +180,43 @@ def up(
 
 
 @local_app.command()
+def deploy(
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help=f"Port on {LOOPBACK} for a new moto server (0 = any free port).")
+    ] = 0,
+    endpoint: Annotated[
+        str | None, typer.Option(help="Use this running moto server (e.g. `local up`'s) instead of starting one.")
+    ] = None,
+    prefix: PrefixOpt = "rehearsal",
+    model_dir: ModelDirOpt = None,
+    update_batch_size: Annotated[
+        int, typer.Option(min=0, max=10, help="Then update the stack with this batch size (0: no update).")
+    ] = 5,
+    delete: Annotated[bool, typer.Option(help="Delete the stack at the end.")] = True,
+    outdir: Annotated[Path, typer.Option(help="Where the synthesized cloud assemblies go.")] = Path(".local/rehearsal"),
+) -> None:
+    """Deploy the synthesized CloudFormation template into moto's CloudFormation and check it (docs/local.md)."""
+    from pigeonhole_tools.local.rehearsal.run import render_report, run_rehearsal
+    from pigeonhole_tools.local.rehearsal.stack import RehearsalError
+    from pigeonhole_tools.local.rehearsal.template import MotoVersionError
+
+    console = _console()
+    apply_offline_environment(os.environ, DEFAULT_REGION)
+    model = model_dir or default_model_dir()
+    update = {"batch_size": update_batch_size} if update_batch_size else None
+    try:
+        with contextlib.ExitStack() as stack:
+            url = endpoint or stack.enter_context(Emulator(port)).endpoint
+            console.print(f"moto endpoint: {url}; synthesizing the CDK app (bundling skipped)…")
+            report = run_rehearsal(url, prefix=prefix, model_dir=model, outdir=outdir, update=update, delete=delete)
+    except (RehearsalError, MotoVersionError, ValueError) as exc:
+        console.print(f"[bold red]rehearsal failed[/]: {exc}")
+        raise typer.Exit(1) from exc
+    render_report(report, console)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@local_app.command()
 def send(
     text: Annotated[str | None, typer.Option(help="The support message (builds a valid event around it).")] = None,
     endpoint: Annotated[

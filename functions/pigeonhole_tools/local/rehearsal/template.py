@@ -1,6 +1,6 @@
 """What moto's CloudFormation needs from the synthesized template: every adjustment, in one place.
 
-The deploy rehearsal (`rehearsal.py`) deploys the template `cdk synth` writes into moto's
+The deploy rehearsal (this package) deploys the template `cdk synth` writes into moto's
 CloudFormation. moto does not implement every resource type or property, so a few template
 rewrites are applied first. Each one is a named `Rewrite` with the reason it exists; nothing else
 in the rehearsal changes the template. `adjust` reports how many places each rewrite changed, so a
@@ -59,8 +59,9 @@ def check_moto_version(installed: str | None = None) -> None:
     if found != MOTO_VERSION:
         raise MotoVersionError(
             f"the deploy rehearsal's template rewrites were written for moto {MOTO_VERSION}, but moto {found} "
-            "is installed. Re-run the rehearsal test, check which rewrites still apply and which resource types "
-            "moto now skips (rehearsal_template.REWRITES, SKIPPED_TYPES), then update MOTO_VERSION."
+            "is installed. Run tests/e2e/test_deploy_rehearsal.py, check which rewrites still apply and which "
+            "resource types moto now skips (REWRITES, SKIPPED_TYPES in pigeonhole_tools/local/rehearsal/template.py), "
+            "then update MOTO_VERSION."
         )
 
 
@@ -127,7 +128,7 @@ def kms_key_tags(template: Template) -> int:
     count = 0
     for _, resource in _resources(template, "AWS::KMS::Key"):
         tags = resource.get("Properties", {}).get("Tags")
-        if tags:
+        if tags and all("Key" in t for t in tags):
             resource["Properties"]["Tags"] = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in tags]
             count += 1
     return count
