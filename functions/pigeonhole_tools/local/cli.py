@@ -194,6 +194,9 @@ def deploy(
     ] = 5,
     delete: Annotated[bool, typer.Option(help="Delete the stack at the end.")] = True,
     outdir: Annotated[Path, typer.Option(help="Where the synthesized cloud assemblies go.")] = Path(".local/rehearsal"),
+    handler_log: Annotated[Path, typer.Option(help="Where the handler's JSON logs and EMF metrics go.")] = Path(
+        ".local/rehearsal-handler.log"
+    ),
 ) -> None:
     """Deploy the synthesized CloudFormation template into moto's CloudFormation and check it (docs/local.md)."""
     from pigeonhole_tools.local.rehearsal.run import render_report, run_rehearsal
@@ -204,10 +207,14 @@ def deploy(
     apply_offline_environment(os.environ, DEFAULT_REGION)
     model = model_dir or default_model_dir()
     update = {"batch_size": update_batch_size} if update_batch_size else None
+    handler_log.parent.mkdir(parents=True, exist_ok=True)
     try:
         with contextlib.ExitStack() as stack:
             url = endpoint or stack.enter_context(Emulator(port)).endpoint
             console.print(f"moto endpoint: {url}; synthesizing the CDK app (bundling skipped)…")
+            console.print(f"handler logs: {handler_log}")
+            log_fh = stack.enter_context(handler_log.open("a", encoding="utf-8"))
+            stack.enter_context(contextlib.redirect_stdout(log_fh))
             report = run_rehearsal(url, prefix=prefix, model_dir=model, outdir=outdir, update=update, delete=delete)
     except (RehearsalError, MotoVersionError, ValueError) as exc:
         console.print(f"[bold red]rehearsal failed[/]: {exc}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -81,6 +82,7 @@ def synthesize(config: Mapping[str, Any], outdir: Path) -> dict[str, Any]:
     Skipping bundling (`aws:cdk:bundling-stacks: []`, as the infra tests do) leaves the layer assets
     unbuilt; moto never runs the code, so only the template matters.
     """
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # as the Makefile sets it
     app_module = _load_infra_app()
     app = app_module.build_app(context={"pigeonhole": dict(config), **SKIP_BUNDLING}, outdir=str(outdir))
     assembly = app.synth()
