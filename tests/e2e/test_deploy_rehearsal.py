@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from pigeonhole.naming import ResourceNames
 from pigeonhole_tools.local.emulator import Emulator, LocalResources, provision
 from pigeonhole_tools.local.rehearsal.compare import (
     Difference,
@@ -24,6 +25,7 @@ from pigeonhole_tools.local.rehearsal.compare import (
     function_environment,
     local_mapping_shape,
     read_system,
+    spec_shape,
     template_only_settings,
 )
 from pigeonhole_tools.local.rehearsal.drive import drive_classifier, handler_environment
@@ -52,6 +54,7 @@ ONLY_DEPLOYED = {
     "queue:quarantine-dlq",
     "queue:review-dlq",
     "rule:labels-to-feedback",
+    "rule:drift-schedule",
     "table:feedback",
 }
 ONLY_LOCAL = {"queue:output-sink", "queue:output-sink-rule-dlq", "rule:output-to-sink"}
@@ -175,6 +178,12 @@ def test_deployed_resources_match_the_local_runtime(rehearsal: Rehearsal) -> Non
     assert deployed["table:windows"]["keys"] == [("pk", "HASH"), ("sk", "RANGE")]
     assert deployed["table:windows"]["ttl"] == "expires_at"
     assert deployed["rule:input-to-ingest"]["targets"] == local["rule:input-to-ingest"]["targets"]
+    assert deployed["rule:drift-schedule"] == {
+        "bus": "default",
+        "pattern": None,
+        "schedule": "rate(5 minutes)",
+        "targets": [("drift", "drift-dlq", json.dumps({"MaximumEventAgeInSeconds": 300, "MaximumRetryAttempts": 2}))],
+    }
 
 
 def test_the_function_environment_matches_the_local_runtime(rehearsal: Rehearsal, model_dir: Path) -> None:
@@ -208,6 +217,25 @@ def test_the_real_classifier_runs_with_the_deployed_environment(
     assert dynamodb.scan(TableName=f"{rehearsal.prefix}-windows")["Count"] >= 1
 
 
+def test_deployed_and_local_resources_match_the_topology_specs(rehearsal: Rehearsal) -> None:
+    """Once `pigeonhole.topology` exists, both systems must equal its specs (each side its own part)."""
+    topology = pytest.importorskip("pigeonhole.topology", reason="pigeonhole.topology has not landed yet")
+
+    deployed = template_only_settings(
+        read_system(rehearsal.moto, rehearsal.prefix), rehearsal.deployment.template, rehearsal.prefix
+    )
+    local = read_system(rehearsal.moto, rehearsal.local.names.prefix)
+    specs = topology.build(ResourceNames(rehearsal.prefix))
+    local_specs = topology.build(ResourceNames(rehearsal.local.names.prefix))
+
+    against_deployed = compare(deployed, spec_shape(specs.deployed(), rehearsal.prefix))
+    assert (against_deployed.only_deployed, against_deployed.only_local) == ([], [])
+    assert against_deployed.differences == []
+    against_local = compare(local, spec_shape(local_specs.local(), rehearsal.local.names.prefix))
+    assert (against_local.only_deployed, against_local.only_local) == ([], [])
+    assert against_local.differences == []
+
+
 def test_update_applies_in_place_then_delete_keeps_retained_data(rehearsal: Rehearsal) -> None:
     moto, prefix = rehearsal.moto, rehearsal.prefix
     sqs, lam = moto.client("sqs"), moto.client("lambda")
@@ -228,7 +256,7 @@ def test_update_applies_in_place_then_delete_keeps_retained_data(rehearsal: Rehe
 
     assert rehearsal.deployment.delete() == "DELETE_COMPLETE"
     queues = sqs.list_queues(QueueNamePrefix=f"{prefix}-").get("QueueUrls", [])
-    assert [q for q in queues if not q.endswith("-rehearsal-sink")] == []
+    assert queues == []
     functions = [f["FunctionName"] for f in lam.list_functions()["Functions"]]
     assert not [f for f in functions if f.startswith(f"{prefix}-")]
     # Tables and the key are RETAIN by default (destroy_data_on_teardown is off): moto keeps them too.

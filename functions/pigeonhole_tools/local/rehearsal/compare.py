@@ -43,6 +43,15 @@ def _queue_shape(sqs: SQSClient, url: str, prefix: str) -> dict[str, Any]:
     return shape
 
 
+def target_shape(arn: str, dead_letter_arn: str, retry: Mapping[str, Any], prefix: str) -> tuple[str, str, str]:
+    """A rule target as (target name, its DLQ's name, retry policy JSON), names without the prefix."""
+    return (
+        strip_prefix(_arn_name(arn), prefix),
+        strip_prefix(_arn_name(dead_letter_arn), prefix),
+        json.dumps(dict(retry), sort_keys=True),
+    )
+
+
 def read_system(moto: Moto, prefix: str, function_name: str | None = None) -> Shape:
     """Every queue, bus, rule (pattern, targets), table and mapping named `<prefix>-…`, via describe calls."""
     sqs = moto.client("sqs")
@@ -51,21 +60,19 @@ def read_system(moto: Moto, prefix: str, function_name: str | None = None) -> Sh
     shape: Shape = {}
     for url in sqs.list_queues(QueueNamePrefix=f"{prefix}-").get("QueueUrls", []):
         shape[f"queue:{strip_prefix(url.rsplit('/', 1)[-1], prefix)}"] = _queue_shape(sqs, url, prefix)
-    for bus in events.list_event_buses(NamePrefix=f"{prefix}-")["EventBuses"]:
-        shape[f"bus:{strip_prefix(bus['Name'], prefix)}"] = {}
-        for rule in events.list_rules(EventBusName=bus["Name"])["Rules"]:
-            if not rule["Name"].startswith(f"{prefix}-"):
-                continue
-            targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus["Name"])["Targets"]
+    bus_names = [b["Name"] for b in events.list_event_buses(NamePrefix=f"{prefix}-")["EventBuses"]]
+    for bus_name in bus_names:
+        shape[f"bus:{strip_prefix(bus_name, prefix)}"] = {}
+    for bus_name in [*bus_names, "default"]:  # schedules (the drift rule) live on the default bus
+        for rule in events.list_rules(EventBusName=bus_name, NamePrefix=f"{prefix}-")["Rules"]:
+            targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus_name)["Targets"]
             shape[f"rule:{strip_prefix(rule['Name'], prefix)}"] = {
-                "bus": strip_prefix(bus["Name"], prefix),
+                "bus": strip_prefix(bus_name, prefix),
                 "pattern": json.loads(rule["EventPattern"]) if rule.get("EventPattern") else None,
                 "schedule": rule.get("ScheduleExpression"),
                 "targets": sorted(
-                    (
-                        strip_prefix(_arn_name(t["Arn"]), prefix),
-                        strip_prefix(_arn_name(t.get("DeadLetterConfig", {}).get("Arn", "-")), prefix),
-                        json.dumps(t.get("RetryPolicy", {}), sort_keys=True),
+                    target_shape(
+                        t["Arn"], t.get("DeadLetterConfig", {}).get("Arn", "-"), t.get("RetryPolicy", {}), prefix
                     )
                     for t in targets
                 ),
@@ -217,3 +224,44 @@ def template_only_settings(shape: Shape, template: Mapping[str, Any], prefix: st
         if key in out and ttl.get("Enabled"):
             out[key]["ttl"] = ttl.get("AttributeName")
     return out
+
+
+def spec_shape(topology: Any, prefix: str) -> Shape:
+    """`pigeonhole.topology` specs (a `Topology`, or its `deployed()`/`local()` part) in the same shape.
+
+    Typed loosely on purpose: the rehearsal reads the specs' fields and imports nothing from the
+    module, so it keeps working while the specs grow fields it does not compare.
+    """
+    shape: Shape = {}
+    for queue in topology.queues:
+        entry: dict[str, Any] = {"visibility_timeout": queue.visibility_timeout_s, "retention": queue.retention_s}
+        if queue.redrive is not None:
+            entry["dead_letter_queue"] = strip_prefix(queue.redrive.dead_letter_queue, prefix)
+            entry["max_receive_count"] = queue.redrive.max_receive_count
+        shape[f"queue:{strip_prefix(queue.name, prefix)}"] = entry
+    for bus in topology.buses:
+        shape[f"bus:{strip_prefix(bus.name, prefix)}"] = {}
+    for rule in topology.rules:
+        retry = {
+            "MaximumRetryAttempts": rule.target.retry.maximum_retry_attempts,
+            "MaximumEventAgeInSeconds": rule.target.retry.maximum_event_age_s,
+        }
+        shape[f"rule:{strip_prefix(rule.name, prefix)}"] = {
+            "bus": strip_prefix(rule.bus, prefix) if rule.bus is not None else "default",
+            "pattern": json.loads(json.dumps(rule.pattern)) if rule.pattern is not None else None,
+            "schedule": rule.schedule,
+            "targets": [target_shape(rule.target.name, rule.target.dead_letter_queue, retry, prefix)],
+        }
+    for table in topology.tables:
+        keys = [(table.partition_key.name, "HASH")]
+        attributes = [(table.partition_key.name, table.partition_key.type)]
+        if table.sort_key is not None:
+            keys.append((table.sort_key.name, "RANGE"))
+            attributes.append((table.sort_key.name, table.sort_key.type))
+        shape[f"table:{strip_prefix(table.name, prefix)}"] = {
+            "keys": sorted(keys),
+            "attributes": sorted(attributes),
+            "billing": table.billing_mode,
+            "ttl": table.ttl_attribute,
+        }
+    return shape

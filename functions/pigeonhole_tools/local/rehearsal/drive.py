@@ -98,12 +98,12 @@ def drive_classifier(moto: Moto, prefix: str, model_dir: Path, text: str) -> Cla
     sqs = moto.client("sqs")
     events = moto.client("events")
     lam = moto.client("lambda")
-    sink_name = f"{prefix}-rehearsal-sink"
+    sink_name = f"consumer-{prefix}-sink"  # not `<prefix>-…`: not part of the stack
     sink_url = sqs.create_queue(QueueName=sink_name)["QueueUrl"]
     sink_arn = sqs.get_queue_attributes(QueueUrl=sink_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     deployed_env = function_environment(moto, function_name)
     output_bus = deployed_env[c.ENV_OUTPUT_BUS_NAME]
-    rule = f"{prefix}-rehearsal-sink-rule"
+    rule = f"consumer-{prefix}-sink"
     events.put_rule(Name=rule, EventBusName=output_bus, EventPattern=json.dumps(OUTPUT_EVENT_PATTERN))
     events.put_targets(Rule=rule, EventBusName=output_bus, Targets=[{"Id": "sink", "Arn": sink_arn}])
 
