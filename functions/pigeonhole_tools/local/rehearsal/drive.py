@@ -16,7 +16,6 @@ from pigeonhole import constants as c
 from pigeonhole_tools.local.emulator import (
     INPUT_DETAIL_TYPE,
     INPUT_SOURCE,
-    OUTPUT_EVENT_PATTERN,
     offline_environment,
     require_loopback,
 )
@@ -104,7 +103,8 @@ def drive_classifier(moto: Moto, prefix: str, model_dir: Path, text: str) -> Cla
     deployed_env = function_environment(moto, function_name)
     output_bus = deployed_env[c.ENV_OUTPUT_BUS_NAME]
     rule = f"consumer-{prefix}-sink"
-    events.put_rule(Name=rule, EventBusName=output_bus, EventPattern=json.dumps(OUTPUT_EVENT_PATTERN))
+    consumer_pattern = {"source": [c.OUTPUT_SOURCE], "detail-type": [c.OUTPUT_DETAIL_TYPE]}
+    events.put_rule(Name=rule, EventBusName=output_bus, EventPattern=json.dumps(consumer_pattern))
     events.put_targets(Rule=rule, EventBusName=output_bus, Targets=[{"Id": "sink", "Arn": sink_arn}])
 
     event_id = f"rehearsal-{uuid.uuid4().hex[:12]}"
