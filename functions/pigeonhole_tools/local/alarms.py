@@ -18,8 +18,12 @@ Emulation choices (documented in docs/local.md):
 * Missing data: ``notBreaching`` / ``breaching`` fill the gap; ``missing`` / ``ignore`` judge the
   present datapoints only (ALARM when breaching >= min(datapoints_to_alarm, present)); all missing:
   ``missing`` -> INSUFFICIENT_DATA, ``ignore`` -> the state is kept.
-* Alarms on AWS service namespaces (AWS/SQS, AWS/Lambda) are *not evaluated*: nothing in the emulator
-  publishes those metrics, and inventing them would be a fake.
+* Alarms on AWS service namespaces (AWS/SQS, AWS/Lambda) are evaluated only where the local runtime
+  emits those metrics from what it observes (`service_metrics.py`: the poller's invocations, the
+  queues' attributes) and the caller says so (`not_evaluated`); the rest are *not evaluated*, each
+  with its reason. By default (no `not_evaluated` given) every AWS-namespace alarm is not evaluated.
+* Percentiles (``pNN``): moto's GetMetricData has none; `CloudWatchSource` computes them from the
+  values the forwarder put (its `DatumLedger`), linearly interpolated, per period.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ from pigeonhole import alarms as defs
 from pigeonhole import metrics_catalog as mc
 from pigeonhole.naming import ResourceNames
 from pigeonhole_tools.local.emulator import DEFAULT_REGION, FAKE_CREDENTIAL, require_loopback
+from pigeonhole_tools.local.metrics import DatumLedger
+from pigeonhole_tools.local.poller import percentile
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -411,15 +417,46 @@ def read_notifications(sqs: SQSClient, queue_url: str) -> list[dict[str, Any]]:
 
 
 # -- reading CloudWatch -----------------------------------------------------------------------------
-class CloudWatchSource:
-    """Datapoints from the emulator's CloudWatch via GetMetricData (one query per call: moto's is simple)."""
+_PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
 
-    def __init__(self, client: CloudWatchClient) -> None:
+
+class UnsupportedStatisticError(ValueError):
+    """A percentile was asked of a source without a ledger: moto cannot compute it."""
+
+
+class CloudWatchSource:
+    """Datapoints from the emulator's CloudWatch via GetMetricData (one query per call: moto's is simple).
+
+    Percentile statistics come from `ledger` (the values the local forwarder put): moto has none.
+    """
+
+    def __init__(self, client: CloudWatchClient, ledger: DatumLedger | None = None) -> None:
         self._client = client
+        self._ledger = ledger
+
+    def _percentiles(
+        self, query: defs.MetricQuery, dimensions: Mapping[str, str], q: float, period: int, start: int, end: int
+    ) -> Series:
+        if self._ledger is None:
+            raise UnsupportedStatisticError(f"{query.name} {query.statistic}: moto has no percentiles, no ledger")
+        by_period: dict[int, list[float]] = {}
+        values = self._ledger.values(
+            query.namespace,
+            query.name,
+            dimensions,
+            datetime.fromtimestamp(start, tz=UTC),
+            datetime.fromtimestamp(end, tz=UTC),
+        )
+        for stamp, value in values:
+            by_period.setdefault(int(stamp.timestamp()) // period * period, []).append(value)
+        return {t: percentile(vs, q) for t, vs in by_period.items()}
 
     def series(
         self, query: defs.MetricQuery, dimensions: Mapping[str, str], period: int, start: int, end: int
     ) -> Series:
+        pct = _PERCENTILE.match(query.statistic)
+        if pct is not None:
+            return self._percentiles(query, dimensions, float(pct.group(1)), period, start, end)
         request: MetricDataQueryTypeDef = {
             "Id": "m0",
             "MetricStat": {
@@ -459,7 +496,10 @@ class LocalAlarms:
         notifier: Notifier | None = None,
         alarms: Sequence[defs.AlarmDef] = defs.applicable(provisioned_concurrency=True),
         composites: Sequence[defs.CompositeAlarmDef] = defs.COMPOSITES,
+        not_evaluated: Mapping[str, str] | None = None,
     ) -> None:
+        """`not_evaluated`: suffix -> reason for the alarms whose metrics the emulator lacks; default: every
+        alarm on an AWS namespace (`evaluable`), with `NOT_EVALUATED_REASON`."""
         self.source = source
         self.bindings = dict(bindings)
         self.prefix = prefix
@@ -469,6 +509,9 @@ class LocalAlarms:
         self.composites = tuple(composites)
         self.states: dict[str, State] = {}
         self.notified: list[AlarmResult] = []
+        if not_evaluated is None:
+            not_evaluated = {a.suffix: NOT_EVALUATED_REASON for a in self.alarms if not evaluable(a)}
+        self.not_evaluated = dict(not_evaluated)
 
     def _values(self, alarm: defs.AlarmDef, at: int) -> list[float | None]:
         query0 = alarm.queries()[0]
@@ -490,14 +533,15 @@ class LocalAlarms:
         """One alarm at epoch second `at` (does not notify; `evaluate` does)."""
         name = defs.alarm_name(self.prefix, alarm.suffix)
         previous = self.states.get(alarm.suffix, State.INSUFFICIENT_DATA)
-        if not evaluable(alarm):
+        why = self.not_evaluated.get(alarm.suffix)
+        if why is not None:
             return AlarmResult(
                 name,
                 alarm.suffix,
                 alarm.severity,
                 State.NOT_EVALUATED,
                 previous,
-                NOT_EVALUATED_REASON,
+                why,
                 [],
                 alarm.notify,
             )

@@ -39,6 +39,7 @@ from pigeonhole_tools.local.metrics import MetricForwarder, cloudwatch_client
 from pigeonhole_tools.local.poller import Handler, SqsEventSourcePoller
 from pigeonhole_tools.local.samples import OFF_TOPIC, DemoEvent, load_messages
 from pigeonhole_tools.local.streaming import Collector, Sent, stream_events, wait_drained
+from pigeonhole_tools.local.watch import Evaluation, LocalWatch
 from pigeonhole_tools.monitoring.sandbox import fast_transactions
 from pigeonhole_tools.monitoring.synthetic import off_domain_texts
 from pigeonhole_tools.monitoring.window_report import load_rows, render_table
@@ -65,13 +66,6 @@ class DriftPhaseOptions:
     dataset: Path | None = None  # default: $PIGEONHOLE_DEMO_DATASET ("none": fallback), else ../shared/datasets/...
     max_seconds: float = 300.0
     pause_seconds: float = 0.02
-
-
-@dataclass
-class Evaluation:
-    label: str
-    at: str
-    results: list[local_alarms.AlarmResult]
 
 
 @dataclass
@@ -209,13 +203,15 @@ def _stream(
     opts: DriftPhaseOptions,
     console: Console,
     report: DriftPhaseReport,
+    watch: LocalWatch | None = None,
 ) -> None:
     """Producer, poller (the event source mapping) and collector, as in the first part, until drained."""
     sqs = sqs_client(resources.endpoint, resources.region)
     sent: list[Sent] = []
     stop = threading.Event()
     collector = Collector(resources)
-    poller = SqsEventSourcePoller.for_resources(resources, handler, retry_delay_seconds=1)
+    record = watch.service.lambda_metrics.record if watch is not None else None
+    poller = SqsEventSourcePoller.for_resources(resources, handler, retry_delay_seconds=1, on_invocation=record)
     threads = [
         threading.Thread(
             target=stream_events, args=(resources, events, sent, opts.pause_seconds), name="drift-producer"
@@ -223,6 +219,8 @@ def _stream(
         threading.Thread(target=poller.run, args=(stop,), name="drift-poller"),
         threading.Thread(target=collector.run, args=(stop,), name="drift-collector"),
     ]
+    if watch is not None:
+        threads.append(threading.Thread(target=watch.service.run, args=(stop,), name="drift-service-metrics"))
     started = time.perf_counter()
     for t in threads:
         t.daemon = True
@@ -250,8 +248,13 @@ def run_drift_phase(
     *,
     options: DriftPhaseOptions | None = None,
     log_file: Path | None = None,
+    watch: LocalWatch | None = None,
 ) -> DriftPhaseReport:
-    """Stream two past windows (stationary, then shifted), judge them, forward metrics, evaluate alarms."""
+    """Stream two past windows (stationary, then shifted), judge them, forward metrics, evaluate alarms.
+
+    With the demo's `watch`, its topics, forwarder and live alarm states are used: the past drift runs are
+    judged by a replay evaluator, the final evaluation (now) by the live one, so an alarm already in ALARM
+    (the ingest DLQ) does not page twice."""
     opts = options or DriftPhaseOptions()
     started = time.perf_counter()
     ws = int(os.environ.get(c.ENV_WINDOW_SECONDS, c.DEFAULT_WINDOW_SECONDS))
@@ -271,29 +274,40 @@ def run_drift_phase(
     )
     sqs = sqs_client(resources.endpoint, resources.region)
     sns = local_alarms.sns_client(resources.endpoint, resources.region)
-    topics = local_alarms.provision_alarm_topics(sns, sqs, resources.names)  # before anything can alarm
+    already_pages = already_tickets = 0
+    if watch is None:
+        topics = local_alarms.provision_alarm_topics(sns, sqs, resources.names)  # before anything can alarm
+    else:
+        topics = watch.topics
+        watch.read_notifications()  # whatever the first part left, so the phase reports only its own
+        already_pages, already_tickets = len(watch.pages), len(watch.tickets)
     # moto snapshots the whole table once per *item* of a transaction (50 per batch of markers): with a
     # few thousand markers that grows quadratic and, past the client's read timeout, a retried
     # transaction races the first. The drift harness's patch (one snapshot per table) fixes both here,
     # where the moto server runs in this process.
     with fast_transactions():
-        _stream(resources, handler, events, opts, console, report)
+        _stream(resources, handler, events, opts, console, report, watch)
 
     # The handler's EMF into CloudWatch (flushed first: stdout is the log file during the demo) ...
     cloudwatch = cloudwatch_client(resources.endpoint, resources.region)
-    forwarder = MetricForwarder(cloudwatch)
+    forwarder = MetricForwarder(cloudwatch) if watch is None else watch.forwarder
+    forwarded_before = forwarder.sent
     sys.stdout.flush()
     if log_file is not None:
         forwarder.put_log(log_file)
     # ... then the drift schedule: one run after each window closes, each followed by an alarm evaluation.
     manifest = load_manifest(model_dir)
     store = DynamoDBAdapter(dynamodb_client(resources.endpoint, resources.region))
-    evaluator = local_alarms.LocalAlarms(
-        local_alarms.CloudWatchSource(cloudwatch),
-        local_alarms.local_bindings(resources.names, manifest.version),
-        prefix=resources.names.prefix,
-        window_seconds=ws,
-        notifier=local_alarms.SnsNotifier(sns, topics),
+    evaluator = (
+        local_alarms.LocalAlarms(
+            local_alarms.CloudWatchSource(cloudwatch),
+            local_alarms.local_bindings(resources.names, manifest.version),
+            prefix=resources.names.prefix,
+            window_seconds=ws,
+            notifier=local_alarms.SnsNotifier(sns, topics),
+        )
+        if watch is None
+        else watch.replay_evaluator()
     )
     config = DriftConfig(window_seconds=ws, grace_seconds=grace)
     logger = Logger(service=mc.SERVICE_DRIFT)  # bound to the current stdout: the handler log file
@@ -318,10 +332,15 @@ def run_drift_phase(
         )
         report.evaluations.append(Evaluation(f"drift {label}", _iso(run_at), evaluator.evaluate(at)))
     end = datetime.now(UTC)
-    report.evaluations.append(Evaluation("end", _iso(int(end.timestamp())), evaluator.evaluate(end)))
-    report.forwarded = forwarder.sent
-    report.pages = local_alarms.read_notifications(sqs, topics.oncall_queue_url)
-    report.tickets = local_alarms.read_notifications(sqs, topics.ticket_queue_url)
+    if watch is None:
+        report.evaluations.append(Evaluation("end", _iso(int(end.timestamp())), evaluator.evaluate(end)))
+        report.pages = local_alarms.read_notifications(sqs, topics.oncall_queue_url)
+        report.tickets = local_alarms.read_notifications(sqs, topics.ticket_queue_url)
+    else:
+        report.evaluations.append(watch.evaluate("end", end))
+        report.pages = watch.pages[already_pages:]
+        report.tickets = watch.tickets[already_tickets:]
+    report.forwarded = forwarder.sent - forwarded_before
     report.rows = load_rows(store, resources.windows_table, manifest.version)
     report.seconds = time.perf_counter() - started
     return report
@@ -347,6 +366,17 @@ def _alarm_table(report: DriftPhaseReport) -> Table:
     return table
 
 
+def print_not_evaluated(results: Sequence[local_alarms.AlarmResult], console: Console) -> None:
+    """`not evaluated locally: <reason>: a, b` per reason."""
+    by_reason: dict[str, list[str]] = {}
+    for r in results:
+        if r.state == local_alarms.State.NOT_EVALUATED:
+            by_reason.setdefault(r.reason, []).append(r.suffix)
+    for reason, suffixes in by_reason.items():
+        head = reason if reason.startswith("not evaluated locally") else f"not evaluated locally ({reason})"
+        console.print(f"{head}: {', '.join(suffixes)}", highlight=False, markup=False)
+
+
 def render_drift_phase(report: DriftPhaseReport, console: Console) -> None:
     """The per-window drift table, the alarm states, then the notifications read back from the queues."""
     kinds = {start: kind for start, kind, _ in report.windows}
@@ -365,9 +395,7 @@ def render_drift_phase(report: DriftPhaseReport, console: Console) -> None:
         )
     console.print(_alarm_table(report))
     last = report.evaluations[-1].results if report.evaluations else []
-    not_evaluated = [r.suffix for r in last if r.state == local_alarms.State.NOT_EVALUATED]
-    if not_evaluated:
-        console.print(f"{local_alarms.NOT_EVALUATED_REASON}: {', '.join(not_evaluated)}", highlight=False)
+    print_not_evaluated(last, console)
     console.print("[bold]Read back from the on-call and ticket subscription queues:[/]")
     for message in report.pages + report.tickets:
         console.print(local_alarms.notification_line(message), markup=False, highlight=False)

@@ -10,6 +10,7 @@ timestamp. The alarm evaluator (`alarms.py`) then reads them back like CloudWatc
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -148,12 +149,50 @@ def _api_datums(datum: Datum) -> Iterator[MetricDatumTypeDef]:
         yield entry
 
 
-class MetricForwarder:
-    """Puts datums into the emulator's CloudWatch, grouped by namespace, in chunks; counts what it sent."""
+class DatumLedger:
+    """Every datum a forwarder put, kept in memory (thread-safe).
 
-    def __init__(self, client: CloudWatchClient) -> None:
+    Why: moto 5.2.5's GetMetricData and GetMetricStatistics compute Sum, Average, Minimum, Maximum and
+    SampleCount only; a percentile (`p99`) comes back empty. The alarm evaluator reads percentiles from
+    here instead: the same values moto holds, with the same namespace, name, dimensions and timestamps.
+    """
+
+    def __init__(self) -> None:
+        self._datums: list[Datum] = []
+        self._lock = threading.Lock()
+
+    def add(self, datums: Iterable[Datum]) -> None:
+        with self._lock:
+            self._datums.extend(datums)
+
+    def values(
+        self, namespace: str, name: str, dimensions: Mapping[str, str], start: datetime, end: datetime
+    ) -> list[tuple[datetime, float]]:
+        """(timestamp, value) of every value put in ``[start, end)`` with exactly these dimensions."""
+        wanted = dict(dimensions)
+        with self._lock:
+            matching = [
+                d
+                for d in self._datums
+                if d.namespace == namespace
+                and d.name == name
+                and dict(d.dimensions) == wanted
+                and len(d.dimensions) == len(wanted)
+                and start <= d.timestamp < end
+            ]
+        return [(d.timestamp, v) for d in matching for v in d.values]
+
+
+class MetricForwarder:
+    """Puts datums into the emulator's CloudWatch, grouped by namespace, in chunks; counts what it sent.
+
+    With a `ledger`, every datum put is also kept there (percentiles, see `DatumLedger`)."""
+
+    def __init__(self, client: CloudWatchClient, ledger: DatumLedger | None = None) -> None:
         self._client = client
+        self.ledger = ledger
         self.sent = 0
+        self._lock = threading.Lock()
 
     def put(self, datums: Sequence[Datum]) -> int:
         by_namespace: dict[str, list[MetricDatumTypeDef]] = {}
@@ -165,7 +204,10 @@ class MetricForwarder:
                 chunk = entries[i : i + PUT_CHUNK]
                 self._client.put_metric_data(Namespace=namespace, MetricData=chunk)
                 count += len(chunk)
-        self.sent += count
+        if self.ledger is not None:
+            self.ledger.add(datums)
+        with self._lock:
+            self.sent += count
         return count
 
     def put_points(self, points: Sequence[MetricPoint], timestamp: datetime) -> int:

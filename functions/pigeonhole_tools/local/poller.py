@@ -48,6 +48,10 @@ DEFAULT_FUNCTION_NAME = "pigeonhole-classifier"
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account
 DEFAULT_RETRY_DELAY_SECONDS = 1
 DEFAULT_WAIT_TIME_SECONDS = 1  # Lambda long-polls for 20 s; 1 s keeps Ctrl-C and drain checks responsive
+# How Invocation.error starts for the two failures Lambda counts in its `Errors` metric (the handler raised or
+# timed out). An invalid batch response fails the batch in the ESM but the invocation itself succeeded.
+FUNCTION_ERROR_PREFIX = "function error: "
+TIMEOUT_PREFIX = "Task timed out"
 
 
 @dataclass
@@ -187,10 +191,16 @@ class Invocation:
     duration_ms: float
     deleted: int
     error: str | None = None  # set when the whole batch failed
+    started_at: float = 0.0  # epoch seconds when the handler was called (0.0: not recorded)
 
     @property
     def records(self) -> int:
         return len(self.message_ids)
+
+    @property
+    def function_error(self) -> bool:
+        """A Lambda `Errors` datapoint: the handler raised or timed out (not an invalid batch response)."""
+        return self.error is not None and self.error.startswith((FUNCTION_ERROR_PREFIX, TIMEOUT_PREFIX))
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -337,14 +347,15 @@ class SqsEventSourcePoller:
         )
         error: str | None = None
         response: Any = None
+        started_at = time.time()
         started = time.perf_counter()
         try:
             response = self._handler(event, context)
         except Exception as exc:  # a function error fails the whole batch, as in Lambda
-            error = f"function error: {type(exc).__name__}: {exc}"
+            error = f"{FUNCTION_ERROR_PREFIX}{type(exc).__name__}: {exc}"
         duration_ms = (time.perf_counter() - started) * 1000.0
         if error is None and duration_ms > self.function_timeout_seconds * 1000.0:
-            error = f"Task timed out after {duration_ms / 1000.0:.2f} seconds (detected after the fact)"
+            error = f"{TIMEOUT_PREFIX} after {duration_ms / 1000.0:.2f} seconds (detected after the fact)"
         failed: set[str] = set()
         if error is None:
             try:
@@ -363,6 +374,7 @@ class SqsEventSourcePoller:
             duration_ms=duration_ms,
             deleted=deleted,
             error=error,
+            started_at=started_at,
         )
         self.stats.invocations.append(invocation)
         if self._on_invocation is not None:

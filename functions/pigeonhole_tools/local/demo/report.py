@@ -19,6 +19,7 @@ from pigeonhole_tools.local.streaming import Landing, Sent, Where
 
 if TYPE_CHECKING:
     from pigeonhole_tools.local.drift_phase import DriftPhaseReport
+    from pigeonhole_tools.local.watch import Evaluation
 
 
 @dataclass
@@ -37,6 +38,10 @@ class DemoReport:
     window_totals: dict[str, int] = field(default_factory=dict)  # summed window counters (DynamoDB)
     inference_ms: list[float] = field(default_factory=list)  # the handler's own InferenceTime metric (EMF)
     drift_phase: DriftPhaseReport | None = None  # the shifted stream, drift runs and alarms (drift_phase.py)
+    # The live alarm evaluations around the first part's stream (watch.py) and what they notified.
+    alarm_evaluations: list[Evaluation] = field(default_factory=list)
+    pages: list[dict[str, Any]] = field(default_factory=list)
+    tickets: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def entered(self) -> int:
@@ -92,6 +97,14 @@ class DemoReport:
         kinds = Counter(s.event.kind for s in self.sent if s.rejected is None)
         return {
             "drift_phase": self.drift_phase.to_dict() if self.drift_phase is not None else None,
+            "alarms": {
+                "evaluations": [
+                    {"label": e.label, "at": e.at, "in_alarm": [r.suffix for r in e.results if r.state == "ALARM"]}
+                    for e in self.alarm_evaluations
+                ],
+                "pages": self.pages,
+                "tickets": self.tickets,
+            },
             "ok": self.ok,
             "runtime_seconds": round(self.runtime_seconds, 2),
             "drain_seconds": round(self.drain_seconds, 2),
@@ -258,6 +271,29 @@ def _accounting_panel(report: DemoReport, data: dict[str, Any]) -> Panel:
     return Panel("\n".join(lines), title=verdict, expand=False)
 
 
+def _print_alarms(report: DemoReport, console: Console) -> None:
+    """The first part's alarms: which went to ALARM, why others are not evaluated, the pages read back."""
+    from pigeonhole_tools.local.alarms import notification_line
+    from pigeonhole_tools.local.drift_phase import print_not_evaluated
+
+    console.print(
+        "[bold]Alarms (pigeonhole.alarms) on the AWS/SQS and AWS/Lambda metrics the local runtime emits, "
+        "and on the handler's EMF[/]"
+    )
+    for ev in report.alarm_evaluations:
+        alarmed = [r.suffix for r in ev.results if r.state == "ALARM"]
+        evaluated = sum(1 for r in ev.results if r.state != "NOT_EVALUATED")
+        console.print(
+            f"{ev.label} ({ev.at}): {evaluated} evaluated, in ALARM: {', '.join(alarmed) or 'none'}", highlight=False
+        )
+    print_not_evaluated(report.alarm_evaluations[-1].results, console)
+    console.print("[bold]Read back from the on-call and ticket subscription queues:[/]")
+    for message in report.pages + report.tickets:
+        console.print(notification_line(message), markup=False, highlight=False)
+    if not report.pages and not report.tickets:
+        console.print("no alarm notification was published")
+
+
 def render(report: DemoReport, console: Console, top: int = 12) -> None:
     """The summary: labels, routing (review, quarantine reasons, DLQ), handler time, the accounting."""
     data = report.to_dict()
@@ -269,6 +305,8 @@ def render(report: DemoReport, console: Console, top: int = 12) -> None:
         console.print(agreement)
     console.print(_timing_table(data["handler"]))
     console.print(_accounting_panel(report, data))
+    if report.alarm_evaluations:
+        _print_alarms(report, console)
     if report.drift_phase is not None:
         from pigeonhole_tools.local.drift_phase import render_drift_phase
 

@@ -25,6 +25,7 @@ from pigeonhole_tools.local.emulator import (
     DEFAULT_BATCHING_WINDOW,
     DEFAULT_REGION,
     Emulator,
+    LocalResources,
     apply_offline_environment,
     default_model_dir,
     provision,
@@ -34,9 +35,10 @@ from pigeonhole_tools.local.faults import fail_records
 from pigeonhole_tools.local.poller import Handler, SqsEventSourcePoller
 from pigeonhole_tools.local.samples import POISON_ID, demo_events
 from pigeonhole_tools.local.streaming import Collector, Sent, stream_events, wait_drained
+from pigeonhole_tools.local.watch import LocalWatch
 
 if TYPE_CHECKING:
-    pass
+    from pigeonhole_tools.local.drift_phase import DriftPhaseReport
 
 
 DEFAULT_HANDLER = "pigeonhole.classify.handler:handler"
@@ -116,6 +118,21 @@ def _unbind_stream(stream: TextIO, replacement: TextIO) -> None:
                 h.setStream(replacement)
 
 
+def _drift_phase(
+    options: DemoOptions,
+    resources: LocalResources,
+    handler: Handler,
+    model_dir: Path,
+    console: Console,
+    watch: LocalWatch,
+) -> DriftPhaseReport | None:
+    if not options.drift_phase:
+        return None
+    from pigeonhole_tools.local.drift_phase import run_drift_phase
+
+    return run_drift_phase(resources, handler, model_dir, console, log_file=options.log_file, watch=watch)
+
+
 def run_demo(options: DemoOptions, console: Console) -> DemoReport:
     """Run the whole demo and return its report (the caller prints it and chooses the exit code)."""
     started = time.perf_counter()
@@ -135,11 +152,16 @@ def run_demo(options: DemoOptions, console: Console) -> DemoReport:
             f"(SQS and the [bold]{resources.input_bus_name}[/] bus) to [bold]{resources.ingest.name}[/]"
         )
         sqs = sqs_client(resources.endpoint, resources.region)
+        # CloudWatch's part: AWS/Lambda and AWS/SQS metrics from the poller and the queues, alarms evaluated
+        # before the stream (every alarm OK, as in a running account) and after it (the poison event's page).
+        watch = LocalWatch.start(resources, model_dir)
+        watch.evaluate("before")
         poller = SqsEventSourcePoller.for_resources(
             resources,
             handler,
             retry_delay_seconds=options.retry_delay_seconds,
             batching_window_seconds=options.batching_window_seconds,
+            on_invocation=watch.service.lambda_metrics.record,
         )
         sent: list[Sent] = []
         stop = threading.Event()
@@ -151,6 +173,7 @@ def run_demo(options: DemoOptions, console: Console) -> DemoReport:
             ),
             threading.Thread(target=poller.run, args=(stop,), name="poller"),
             threading.Thread(target=collector.run, args=(stop,), name="collector"),
+            threading.Thread(target=watch.service.run, args=(stop,), name="service-metrics"),
         ]
         progress = Progress(
             TextColumn("[progress.description]{task.description}"),
@@ -180,13 +203,11 @@ def run_demo(options: DemoOptions, console: Console) -> DemoReport:
             progress.update(task, total=sum(1 for s in sent if s.rejected is None))
             tick()
         drain_seconds = time.perf_counter() - drain_started
+        watch.evaluate("after stream")
+        first_evaluations, pages, tickets = list(watch.evaluations), list(watch.pages), list(watch.tickets)
         landings = collector.landings
         totals = window_totals(resources)
-        phase = None
-        if options.drift_phase:
-            from pigeonhole_tools.local.drift_phase import run_drift_phase
-
-            phase = run_drift_phase(resources, handler, model_dir, console, log_file=options.log_file)
+        phase = _drift_phase(options, resources, handler, model_dir, console, watch)
         report = DemoReport(
             endpoint=resources.endpoint,
             events=events,
@@ -199,6 +220,9 @@ def run_demo(options: DemoOptions, console: Console) -> DemoReport:
             log_file=str(options.log_file) if options.log_file else None,
             window_totals=totals,
             drift_phase=phase,
+            alarm_evaluations=first_evaluations,
+            pages=pages,
+            tickets=tickets,
         )
     report.runtime_seconds = time.perf_counter() - started
     report.inference_ms = inference_times(options.log_file)
