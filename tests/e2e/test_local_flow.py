@@ -243,6 +243,11 @@ def test_demo_accounts_for_every_event(model_dir: Path, tmp_path: Path) -> None:
     assert summary["handler"]["invocations"] >= 1
     render(report, console)
     assert "every event accounted for" in out.getvalue()
+    # The poison event in the DLQ pages on-call, read back from the local subscriber queue (AWS/SQS emitted).
+    pages = summary["alarms"]["pages"]
+    assert [p["AlarmName"] for p in pages] == ["e2e-demo-ingest-dlq-depth"]
+    assert (pages[0]["OldStateValue"], pages[0]["NewStateValue"]) == ("OK", "ALARM")
+    assert "PAGE: e2e-demo-ingest-dlq-depth OK -> ALARM" in out.getvalue()
     assert (tmp_path / "handler.log").stat().st_size > 0  # Powertools logs went to the file, not the terminal
 
 

@@ -150,6 +150,10 @@ class Collector:
 
     Reading continuously keeps moto's queues short (its SQS calls cost O(queue length)) and gives
     the demo an exact progress count; `local up` uses it to print each result once.
+
+    `defer_dead_letters`: `run` leaves the dead-letter queues alone (only `drain` reads them), so a
+    dead-lettered message stays visible while the stream runs, as it would in AWS until someone looks:
+    that is what the DLQ depth alarm sees (the demo's service metrics sample the queues meanwhile).
     """
 
     def __init__(
@@ -157,17 +161,21 @@ class Collector:
         resources: LocalResources,
         on_landing: Callable[[Landing], None] | None = None,
         max_attempts: int = 3,
+        defer_dead_letters: bool = False,
     ) -> None:
         self._sqs = sqs_client(resources.endpoint, resources.region, max_attempts)
         self._places = destinations(resources)
         self._on_landing = on_landing
         self._seen: set[str] = set()
         self.landings: list[Landing] = []
+        self.defer_dead_letters = defer_dead_letters
 
-    def sweep(self) -> int:
-        """One receive per destination; returns how many new messages it collected."""
+    def sweep(self, dead_letters: bool = True) -> int:
+        """One receive per destination (the DLQs only if `dead_letters`); returns how many new messages it collected."""
         collected = 0
         for where, queue in self._places:
+            if where == "dlq" and not dead_letters:
+                continue
             messages = self._sqs.receive_message(
                 QueueUrl=queue.url, MaxNumberOfMessages=10, VisibilityTimeout=60, WaitTimeSeconds=0
             ).get("Messages", [])
@@ -195,7 +203,7 @@ class Collector:
         """Sweep every `interval_seconds` (every call to moto costs the handler CPU: one process, one GIL)."""
         while not stop.is_set():
             started = time.monotonic()
-            self.sweep()
+            self.sweep(dead_letters=not self.defer_dead_letters)
             stop.wait(max(0.0, interval_seconds - (time.monotonic() - started)))
 
 

@@ -165,7 +165,7 @@ def run_demo(options: DemoOptions, console: Console) -> DemoReport:
         )
         sent: list[Sent] = []
         stop = threading.Event()
-        collector = Collector(resources)
+        collector = Collector(resources, defer_dead_letters=True)  # the DLQ alarm must see the poison event
         drain_started = time.perf_counter()
         threads = [
             threading.Thread(
@@ -199,11 +199,11 @@ def run_demo(options: DemoOptions, console: Console) -> DemoReport:
             stop.set()
             for t in threads:
                 t.join(timeout=30)
-            collector.drain()  # whatever landed after the collector's last sweep
+            watch.evaluate("after stream")  # before the DLQs are read (and emptied) for the accounting
+            collector.drain()  # whatever landed after the collector's last sweep, and the dead letters
             progress.update(task, total=sum(1 for s in sent if s.rejected is None))
             tick()
         drain_seconds = time.perf_counter() - drain_started
-        watch.evaluate("after stream")
         first_evaluations, pages, tickets = list(watch.evaluations), list(watch.pages), list(watch.tickets)
         landings = collector.landings
         totals = window_totals(resources)
