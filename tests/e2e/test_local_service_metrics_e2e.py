@@ -60,6 +60,8 @@ def test_poison_in_the_dlq_pages_on_call(system: LocalResources, real_handler: H
     assert after["ingest-dlq-depth"].state == la.State.ALARM, after["ingest-dlq-depth"].reason
     assert after["ingest-dlq-depth"].values == [1.0]
     assert after["input-rule-dlq-depth"].state == la.State.OK
+    assert after["feedback-dlq-depth"].state == la.State.OK  # provisioned locally: a real 0
+    assert after["drift-dlq-depth"].state == la.State.NOT_EVALUATED  # no drift schedule, no DLQ locally
     # Partial batch failures are not Lambda errors: the error rate is evaluated and stays OK.
     assert after["classifier-error-rate"].state == la.State.OK
     rates = [v for v in after["classifier-error-rate"].values if v is not None]

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from pigeonhole import alarms as defs
+from pigeonhole import topology
 from pigeonhole.naming import ResourceNames
 from pigeonhole_tools.local import alarms as la
 from pigeonhole_tools.local.metrics import Datum, DatumLedger, MetricForwarder
@@ -138,18 +139,18 @@ def test_what_stays_not_evaluated_locally_and_why() -> None:
     names = ResourceNames("unit")
     bindings = la.local_bindings(names, "1.0.0")
     assert bindings[defs.Binding.CLASSIFIER_ALIAS] == "unit-classifier:live"
-    queues = ["unit-ingest", "unit-ingest-dlq", "unit-input-rule-dlq"]
+    # What local provisioning creates: every queue of the topology but the drift schedule's DLQ.
+    queues = [q.name for q in topology.queues(names) if q.name != names.drift_dlq]
     out = not_evaluated(defs.applicable(True), bindings, queues=queues, functions=["unit-classifier"])
     assert out == {
-        "feedback-dlq-depth": "the queue is not provisioned locally",
-        "label-rule-dlq-depth": "the queue is not provisioned locally",
-        "review-dlq-depth": "the queue is not provisioned locally",
-        "quarantine-dlq-depth": "the queue is not provisioned locally",
         "drift-dlq-depth": "the queue is not provisioned locally",
         "classifier-pc-spillover": REASON_NO_PC,
         "drift-function-errors": REASON_FUNCTIONS[defs.Binding.DRIFT_FUNCTION],
         "feedback-function-errors": REASON_FUNCTIONS[defs.Binding.FEEDBACK_FUNCTION],
     }
+    # Without the queue list, every SQS alarm would be reported as not provisioned.
+    none = not_evaluated(defs.applicable(True), bindings, queues=[], functions=["unit-classifier"])
+    assert none["ingest-dlq-depth"] == none["ingest-oldest-message-age"] == "the queue is not provisioned locally"
 
 
 def test_the_evaluator_uses_the_given_reasons_and_evaluates_the_rest() -> None:
