@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from pigeonhole import alarms as defs
 from pigeonhole import topology
@@ -20,6 +22,7 @@ from pigeonhole_tools.local.service_metrics import (
     QueueMetrics,
     WatchedQueue,
     invocation_datums,
+    moto_oldest_sent_ms,
     not_evaluated,
     queue_datums,
 )
@@ -202,3 +205,20 @@ def test_percentiles_come_from_the_ledger_per_period() -> None:
     assert series == {int(T0): pytest.approx(99.01), int(T0) + 60: 5.0}
     with pytest.raises(la.UnsupportedStatisticError):
         la.CloudWatchSource(None).series(query, dict(dims), 60, int(T0), int(T0) + 120)  # type: ignore[arg-type]
+
+
+def test_the_oldest_message_age_comes_from_moto_sent_timestamps_without_a_receive() -> None:
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="eu-west-1")
+        url = sqs.create_queue(QueueName="unit-age")["QueueUrl"]
+        assert moto_oldest_sent_ms("unit-age", "eu-west-1") is None  # empty
+        sqs.send_message(QueueUrl=url, MessageBody="first")
+        sqs.send_message(QueueUrl=url, MessageBody="second")
+        sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=60)  # delayed: not counted
+        oldest = moto_oldest_sent_ms("unit-age", "eu-west-1")
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+        stamps = sorted(int(m["Attributes"]["SentTimestamp"]) for m in got)
+        assert oldest == stamps[0]
+        # Reading the age did not count as a receive: the first real receive sees ApproximateReceiveCount 1.
+        assert {m["Attributes"]["ApproximateReceiveCount"] for m in got} == {"1"}
+        assert moto_oldest_sent_ms("no-such-queue", "eu-west-1") is None

@@ -9,7 +9,8 @@ Deliberate deviations from AWS, all labelled in docs/local.md:
 - failed records are made visible again after `retry_delay_seconds` (default 1 s) instead of
   waiting out the queue's visibility timeout (181 s, as infra sets it), so a poison event reaches
   the DLQ in seconds; `retry_delay_seconds=None` keeps AWS's behaviour;
-- one invocation at a time (the ESM scales to many concurrent pollers and sandboxes);
+- one invocation at a time (the ESM scales to many concurrent pollers and sandboxes), so nothing is
+  ever throttled: the local `Throttles` metric (`service_metrics.py`, fed by `on_invocation`) is 0;
 - a function timeout is detected after the fact (the handler is not killed), the batch then fails.
 """
 
