@@ -18,6 +18,16 @@ from pigeonhole import constants as c
 from pigeonhole.exceptions import ConfigurationError
 
 
+def drift_grace_seconds(visibility_timeout_s: int, batching_window_s: int, function_timeout_s: int = 0) -> int:
+    """How long the drift function waits after a window ends: until a classifier batch that failed at
+    the window's end can have been delivered again (visibility timeout), batched (batching window) and
+    counted (one invocation, at most the function timeout). The stack derives it from the same
+    settings that size the ingest queue, so the two cannot drift apart."""
+    if min(visibility_timeout_s, batching_window_s, function_timeout_s) < 0:
+        raise ValueError("durations must be >= 0")
+    return visibility_timeout_s + batching_window_s + function_timeout_s
+
+
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -153,6 +163,7 @@ class MonitorSettings(FunctionSettings):
     windows_table: str
     feedback_table: str | None = None  # feedback only (predictions_table too)
     grace_seconds: int = c.DEFAULT_DRIFT_GRACE_SECONDS
+    feedback_retry_seconds: int = c.DEFAULT_FEEDBACK_RETRY_SECONDS  # feedback only
     reference_windows: int = c.DEFAULT_DRIFT_REFERENCE_WINDOWS
     lookback_windows: int = c.DEFAULT_DRIFT_LOOKBACK_WINDOWS
     threshold_overrides: Mapping[str, object] = field(default_factory=dict)
@@ -168,6 +179,7 @@ class MonitorSettings(FunctionSettings):
             windows_table=windows,
             feedback_table=_optional(env, c.ENV_FEEDBACK_TABLE),
             grace_seconds=_int(env, c.ENV_DRIFT_GRACE_SECONDS, c.DEFAULT_DRIFT_GRACE_SECONDS, minimum=0),
+            feedback_retry_seconds=_int(env, c.ENV_FEEDBACK_RETRY_SECONDS, c.DEFAULT_FEEDBACK_RETRY_SECONDS, minimum=0),
             reference_windows=_int(env, c.ENV_DRIFT_REFERENCE_WINDOWS, c.DEFAULT_DRIFT_REFERENCE_WINDOWS, minimum=0),
             lookback_windows=_int(env, c.ENV_DRIFT_LOOKBACK_WINDOWS, c.DEFAULT_DRIFT_LOOKBACK_WINDOWS),
             threshold_overrides=_json_object(env, c.ENV_DRIFT_THRESHOLDS),

@@ -23,6 +23,7 @@ ENV_WINDOW_SHARDS: Final = "PIGEONHOLE_WINDOW_SHARDS"
 ENV_DRIFT_GRACE_SECONDS: Final = "PIGEONHOLE_DRIFT_GRACE_SECONDS"
 ENV_DRIFT_REFERENCE_WINDOWS: Final = "PIGEONHOLE_DRIFT_REFERENCE_WINDOWS"
 ENV_DRIFT_LOOKBACK_WINDOWS: Final = "PIGEONHOLE_DRIFT_LOOKBACK_WINDOWS"
+ENV_FEEDBACK_RETRY_SECONDS: Final = "PIGEONHOLE_FEEDBACK_RETRY_SECONDS"
 ENV_DRIFT_THRESHOLDS: Final = "PIGEONHOLE_DRIFT_THRESHOLDS"  # JSON object overriding the manifest's thresholds
 ENV_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 ENV_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
@@ -40,7 +41,11 @@ DEFAULT_CAPTURE_RATE: Final = 1.0
 DEFAULT_CAPTURE_TTL_DAYS: Final = 14  # = SQS's maximum retention: dedup markers outlive any redelivery
 DEFAULT_WINDOW_TTL_DAYS: Final = 90
 DEFAULT_WINDOW_SHARDS: Final = 1
-DEFAULT_DRIFT_GRACE_SECONDS: Final = 120
+DEFAULT_DRIFT_GRACE_SECONDS: Final = 120  # the stack passes drift_grace_seconds(...) of its queue settings
+# A label whose prediction is not captured yet goes back to SQS for up to this long (then: unknown_id).
+# Covers three classifier retries at the default 181 s visibility; the feedback queue's 5 receives at
+# 181 s span ~724 s, and the last receive counts the label instead of letting it reach the DLQ.
+DEFAULT_FEEDBACK_RETRY_SECONDS: Final = 600
 DEFAULT_DRIFT_REFERENCE_WINDOWS: Final = 12
 DEFAULT_DRIFT_LOOKBACK_WINDOWS: Final = 288  # one day of 5-minute windows
 

@@ -459,7 +459,7 @@ def test_function_grants_name_their_tables(default_stack: Synthesized) -> None:
         },
         "pigeonhole-drift": {"pigeonhole-windows": {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"}},
         "pigeonhole-feedback": {
-            "pigeonhole-windows": {"dynamodb:UpdateItem"},
+            "pigeonhole-windows": {"dynamodb:UpdateItem", "dynamodb:Query"},  # Query: the M#models registry
             "pigeonhole-predictions": {"dynamodb:BatchGetItem"},
             "pigeonhole-feedback": {"dynamodb:PutItem"},
         },

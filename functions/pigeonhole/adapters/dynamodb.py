@@ -307,6 +307,23 @@ class DynamoDBAdapter:
             raise
         return True
 
+    def put_if_greater(self, table: str, item: Mapping[str, Any], attribute: str, key_attribute: str = "sk") -> bool:
+        """Put (replacing the whole item) unless one exists whose ``attribute`` is >= the new one: an
+        idempotent overwrite that concurrent writers cannot roll back to a smaller value."""
+        try:
+            self._client.put_item(
+                TableName=table,
+                Item=serialize_item(item),
+                ConditionExpression="attribute_not_exists(#k) OR attribute_not_exists(#g) OR #g < :g",
+                ExpressionAttributeNames={"#k": key_attribute, "#g": attribute},
+                ExpressionAttributeValues={":g": serialize(item[attribute])},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def set_if_greater(
         self, table: str, key: Mapping[str, str], attribute: str, value: int, values: Mapping[str, Any]
     ) -> bool:

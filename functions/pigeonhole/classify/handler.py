@@ -51,6 +51,7 @@ def build_service(settings: Settings, session: boto3.Session | None = None) -> C
             capture_ttl_days=settings.capture_ttl_days,
             window_ttl_days=settings.window_ttl_days,
             shards=settings.window_shards,
+            register_model=True,  # feedback joins labels to this version's predictions after a deploy
             logger=logger,
         )
         recorder.layout(manifest)  # a model whose baseline cannot be monitored fails here, at cold start

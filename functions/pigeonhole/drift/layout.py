@@ -10,7 +10,14 @@ pk                     sk                                    item
 ``W#<version>``        ``<window start>#<shard>``            one shard of it, when ``window_shards`` > 1
 ``W#<version>``        ``R#<window start>``                  the drift report of that window (written once)
 ``U#<version>``        ``<YYYY-MM-DD>``                      feedback that matched nothing, per UTC day
+``M#models``           ``<version>``                         a model version the classifier served: its
+                                                             classes and bin edges (TTL: capture TTL)
 =====================  ====================================  =============================================
+
+The ``M#models`` partition lets feedback join a label to a prediction of *any* model version whose
+captures may still exist (a deploy does not orphan the previous version's predictions): the classifier
+registers its version when a container first counts a batch (and daily), with the counter layout the
+feedback function needs to add confusion counts to that version's windows.
 
 Window starts are ISO-8601 UTC with a ``Z`` (``2026-11-29T07:00:00Z``): fixed width, so they sort by
 time, and every window sort key (a digit first) sorts before every report key (``R#``).
@@ -24,7 +31,11 @@ event. Feedback table (``pk`` S, TTL ``expires_at``): ``L#<version>#<event id>``
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pigeonhole.constants import TABLE_PARTITION_KEY, TABLE_SORT_KEY, TABLE_TTL_ATTRIBUTE
 from pigeonhole.drift.counters import CounterLayout
@@ -65,6 +76,52 @@ def report_sk(start: str) -> str:
 
 def unmatched_pk(version: str) -> str:
     return f"U#{version}"
+
+
+MODELS_PK = "M#models"
+
+
+def registry_item(manifest: Manifest, now: float, ttl_days: int) -> dict[str, Any]:
+    """The ``M#models`` entry of a model version: what feedback needs to count labels in its windows."""
+    body = {
+        "classes": list(manifest.classes),
+        "confidence_edges": list(manifest.drift_baseline.confidence.edges),
+        "feature_edges": {k: list(v.edges) for k, v in sorted(manifest.drift_baseline.features.items())},
+    }
+    return {
+        ATTR_MODEL_VERSION: manifest.version,
+        "layout": json.dumps(body, separators=(",", ":")),
+        "registered_at": iso(datetime.fromtimestamp(now, tz=UTC)),
+        TTL: expires_at(now, ttl_days),
+    }
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A model version read back from ``M#models``: its classes and counter layout."""
+
+    version: str
+    classes: tuple[str, ...]
+    layout: CounterLayout
+
+    @property
+    def class_index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.classes)}
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest) -> RegisteredModel:
+        return cls(manifest.version, tuple(manifest.classes), counter_layout(manifest))
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> RegisteredModel:
+        body = json.loads(str(item["layout"]))
+        classes = tuple(str(c) for c in body["classes"])
+        layout = CounterLayout(
+            n_classes=len(classes),
+            confidence_edges=tuple(float(e) for e in body["confidence_edges"]),
+            feature_edges={str(k): tuple(float(e) for e in v) for k, v in body["feature_edges"].items()},
+        )
+        return cls(str(item[ATTR_MODEL_VERSION]), classes, layout)
 
 
 def prediction_pk(version: str, event_id: str) -> str:

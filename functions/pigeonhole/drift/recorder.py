@@ -31,6 +31,8 @@ from pigeonhole.model.features import input_features, normalize_text
 from pigeonhole.model.manifest import Manifest
 from pigeonhole.model.runtime import ModelRuntime
 
+REGISTRY_REFRESH_SECONDS = 86_400  # re-register daily: the entry's TTL follows the captures'
+
 
 @dataclass(frozen=True)
 class _Unit:
@@ -65,6 +67,7 @@ class WindowRecorder:
         capture_ttl_days: int = 14,
         window_ttl_days: int = 90,
         shards: int = 1,
+        register_model: bool = False,
         logger: Logger | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
@@ -85,6 +88,8 @@ class WindowRecorder:
         self.clock = clock
         self._rng = rng or random.Random()  # shard choice, not crypto
         self._layouts: dict[str, CounterLayout] = {}
+        self.register_model = register_model  # the classifier handler turns it on (M#models, for feedback)
+        self._registered: dict[str, float] = {}  # model version → when this container registered it
 
     def layout(self, manifest: Manifest) -> CounterLayout:
         if manifest.version not in self._layouts:
@@ -102,6 +107,7 @@ class WindowRecorder:
         manifest = runtime.manifest
         layout = self.layout(manifest)
         now = self.clock()
+        self._register(manifest, now)
         units = self._units(classified, quarantined, runtime, now)
         if not units:
             return {}
@@ -133,6 +139,26 @@ class WindowRecorder:
                 extra={"failed": len(failures), "error": next(iter(failures.values()))},
             )
         return failures
+
+    def _register(self, manifest: Manifest, now: float) -> None:
+        """Record this model version in ``M#models`` (once per container and day) so feedback can join
+        labels to its predictions after the next deploy. Best effort: a failure is logged and retried
+        with the next batch; it never fails the batch (the current version is always joined anyway)."""
+        last = self._registered.get(manifest.version)
+        if not self.register_model or (last is not None and now - last < REGISTRY_REFRESH_SECONDS):
+            return
+        update = CounterUpdate(
+            table=self.windows_table,
+            key={keys.PK: keys.MODELS_PK, keys.SK: manifest.version},
+            add={},
+            set=keys.registry_item(manifest, now, self.capture_ttl_days),
+        )
+        try:
+            self.store.update(update)
+        except Exception:
+            self.logger.exception("could not register the model version; retried with the next batch")
+            return
+        self._registered[manifest.version] = now
 
     # -- building units --------------------------------------------------------------------------
     def _units(

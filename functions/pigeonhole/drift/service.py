@@ -8,6 +8,12 @@ into a trailing reference, evaluates it (:func:`pigeonhole.drift.report.evaluate
 baseline verdicts page, reference verdicts warn at most), emits the catalog metrics, then writes the
 report item ``R#<start>`` only if absent. Re-running is a no-op; two overlapping runs write one report.
 
+The grace should cover a classifier retry (the stack sets it with ``config.drift_grace_seconds``: ingest
+visibility timeout + batching window + function timeout). Events that land later still count: the report
+keeps the event count it judged (``n``), and a later run within the lookback that finds the window grew
+judges it again, emits its metrics again, and overwrites the report only while the stored ``n`` is
+smaller (``rejudged`` counts how often), so concurrent runs converge on the largest count.
+
 Windows with no events are reported too (``insufficient_data``, WindowEvents 0) from the first window
 of the version seen in the lookback onwards, so a traffic stop is visible, not silent.
 
@@ -88,6 +94,7 @@ class DriftRun:
     model_version: str
     windows: list[WindowResult] = field(default_factory=list)
     refreshed: list[str] = field(default_factory=list)  # windows whose label metrics were updated
+    rejudged: list[WindowResult] = field(default_factory=list)  # windows judged again: more events landed
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -95,6 +102,7 @@ class DriftRun:
             "model_version": self.model_version,
             "reported": [{"window": w.window_start, "severity": w.severity, "events": w.events} for w in self.windows],
             "refreshed": self.refreshed,
+            "rejudged": [{"window": w.window_start, "severity": w.severity, "events": w.events} for w in self.rejudged],
         }
 
 
@@ -176,7 +184,7 @@ class DriftService:
                 self.windows_table,
                 keys.window_pk(self.version),
                 (keys.report_sk(_iso(first)), keys.report_sk(_iso(last))),
-                projection=[keys.SK, "labelled"],
+                projection=[keys.SK, "labelled", "n", "rejudged"],
             )
         }
         seen = [s for s in (_epoch(w) for w in (*windows, *reports)) if first <= s <= last]
@@ -186,7 +194,11 @@ class DriftService:
         for start in range(min(seen), last + ws, ws):
             key = _iso(start)
             if key in reports:
-                self._refresh_labels(key, windows.get(key), reports[key], start, windows, run)
+                window = windows.get(key)
+                if window is not None and window.events > int(reports[key].get("n", 0)):
+                    run.rejudged.append(self._report(key, start, windows, now, previous=reports[key]))
+                else:
+                    self._refresh_labels(key, window, reports[key], start, windows, run)
                 continue
             run.windows.append(self._report(key, start, windows, now))
         self.logger.info("drift run done", extra=run.summary())
@@ -223,7 +235,16 @@ class DriftService:
         report = evaluate_for_manifest(window, self.manifest, reference, **dict(self.config.threshold_overrides))
         return window, report, used
 
-    def _report(self, key: str, start: int, windows: Mapping[str, WindowCounters], now: datetime) -> WindowResult:
+    def _report(
+        self,
+        key: str,
+        start: int,
+        windows: Mapping[str, WindowCounters],
+        now: datetime,
+        previous: Mapping[str, Any] | None = None,
+    ) -> WindowResult:
+        """Judge a window and write its report: once (``previous`` None), or again over a report that
+        judged fewer events (written only while the stored ``n`` is smaller)."""
         window, report, used = self._evaluate(start, windows)
         body = report.to_dict()
         points = window_metrics(report, self.version)
@@ -244,12 +265,16 @@ class DriftService:
         }
         if report.severity_value is not None:
             item["severity_value"] = report.severity_value
-        written = self.store.put_if_absent(self.windows_table, item)
+        if previous is None:
+            written = self.store.put_if_absent(self.windows_table, item)
+            message = "window reported" if written else "window already reported by another run"
+        else:
+            item["rejudged"] = int(previous.get("rejudged", 0)) + 1
+            item["previous_n"] = int(previous.get("n", 0))
+            written = self.store.put_if_greater(self.windows_table, item, "n")
+            message = "window judged again: more events landed" if written else "window already re-judged"
         log = self.logger.warning if report.severity in ("warn", "page") else self.logger.info
-        log(
-            "window reported" if written else "window already reported by another run",
-            extra={"window": key, "severity": report.severity, "events": window.events, "written": written},
-        )
+        log(message, extra={"window": key, "severity": report.severity, "events": window.events, "written": written})
         return WindowResult(key, report.severity, window.events, written, body, points)
 
     def _refresh_labels(

@@ -2,15 +2,24 @@
 
 A label arrives as ``{"id": <event id>, "label": <class>}`` on the feedback queue, directly or as the
 ``detail`` of an EventBridge envelope with detail-type ``LabelFeedback``. It is joined by event id to
-the prediction capture of the current model version (``P#<version>#<id>``, consistent read) and added to
-the label counters of the *prediction's* window (``WindowCounters.from_labels``). Exactly once: a
-marker ``L#<version>#<id>`` in the feedback table is created in the same transaction as the ``ADD``,
-so a redelivered or duplicated label is recognised and skipped; the first label of an event wins.
+the prediction capture of whichever model version classified the event: the current version and every
+version the classifier registered in ``M#models`` whose captures may still exist (``P#<version>#<id>``,
+one consistent batch read), so a deploy does not orphan the previous version's predictions. The label is
+added to the label counters of the *prediction's* version and window (``WindowCounters.from_labels``
+with that version's classes and bins). Exactly once: a marker ``L#<captured version>#<id>`` in the
+feedback table is created in the same transaction as the ``ADD``, so a redelivered or duplicated label
+is recognised and skipped; the first label of an event wins.
+
+A label can overtake its prediction (the classifier's batch is still being retried). A label whose id
+matches no prediction yet is returned to SQS as a batch item failure (``pending``) while the message is
+younger than ``retry_unknown_seconds`` (from ``ApproximateFirstReceiveTimestamp``) and has receives left
+before the dead-letter queue (``ApproximateReceiveCount``); after that it is ``unknown_id``.
 
 Nothing is dropped silently. Labels that cannot be joined are logged and counted in a per-day item
 (``U#<version>`` / ``<YYYY-MM-DD>``: ``unknown_id``, ``unknown_label``, ``not_captured``, ``invalid``,
-``relabel``) and in the FeedbackUnmatched metric, then acknowledged: a body that does not parse or an id
-that was never classified will not get better by retrying. Only a failed write is retried (SQS).
+``relabel``) and in the FeedbackUnmatched metric, then acknowledged: a body that does not parse will not
+get better by retrying. Only a failed read or write, or a label still waiting for its prediction, is
+retried (SQS).
 """
 
 from __future__ import annotations
@@ -37,16 +46,22 @@ from pigeonhole.classify.contract import MAX_ID_CHARS
 from pigeonhole.constants import FEEDBACK_DETAIL_TYPE
 from pigeonhole.drift import layout as keys
 from pigeonhole.drift.counters import WindowCounters
+from pigeonhole.drift.layout import RegisteredModel
 from pigeonhole.drift.recorder import window_update
 from pigeonhole.entry.batch import partial_batch_response
 from pigeonhole.entry.envelope import Rejection, parse_document
 from pigeonhole.exceptions import PublishError
 from pigeonhole.model.manifest import Manifest
+from pigeonhole.naming import MAX_RECEIVE_COUNT
 
-FeedbackStatus = Literal["labelled", "duplicate", "unknown_id", "unknown_label", "not_captured", "invalid", "failed"]
+FeedbackStatus = Literal[
+    "labelled", "duplicate", "unknown_id", "unknown_label", "not_captured", "invalid", "pending", "failed"
+]
 # Statuses that mean "a label we could not use"; FeedbackUnmatched counts the first three.
 UNMATCHED_METRIC_STATUSES: frozenset[FeedbackStatus] = frozenset({"unknown_id", "unknown_label", "invalid"})
 MAX_LABEL_CHARS = 256
+REGISTRY_MAX_AGE_SECONDS = 300.0  # re-read M#models at least this often (and sooner when a label misses)
+REGISTRY_MIN_AGE_SECONDS = 30.0  # ... but not more often than this, whatever misses
 
 
 class _LabelBody(BaseModel):
@@ -61,6 +76,8 @@ class LabelMessage:
     event_id: str
     label: str
     arrived: datetime  # when the label reached us: the envelope's time, else the queue's SentTimestamp
+    first_received: datetime | None = None  # SQS ApproximateFirstReceiveTimestamp (else SentTimestamp)
+    receive_count: int = 1  # SQS ApproximateReceiveCount
 
 
 @dataclass
@@ -90,13 +107,27 @@ def parse_label(record: dict[str, Any], now: datetime) -> LabelMessage | str:
         err = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(p) for p in err["loc"]) or "body"
         return f"{where}: {err['msg']}"
-    if arrived is None:
-        sent = (record.get("attributes") or {}).get("SentTimestamp")
-        try:
-            arrived = datetime.fromtimestamp(int(sent) / 1000.0, tz=UTC) if sent else now
-        except (TypeError, ValueError):
-            arrived = now
-    return LabelMessage(event_id=label.id, label=label.label, arrived=arrived)
+    attributes = record.get("attributes") or {}
+    sent = _epoch_ms(attributes.get("SentTimestamp"))
+    first = _epoch_ms(attributes.get("ApproximateFirstReceiveTimestamp")) or sent
+    try:
+        receives = max(int(attributes.get("ApproximateReceiveCount") or 1), 1)
+    except (TypeError, ValueError):
+        receives = 1
+    return LabelMessage(
+        event_id=label.id,
+        label=label.label,
+        arrived=arrived or sent or now,
+        first_received=first,
+        receive_count=receives,
+    )
+
+
+def _epoch_ms(value: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(value) / 1000.0, tz=UTC) if value else None
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -105,6 +136,7 @@ class _Join:
 
     message_ids: tuple[str, ...]
     label: LabelMessage
+    model: RegisteredModel  # the version that made (and captured) the prediction
     true_index: int
     predicted: int
     confidence: float
@@ -126,6 +158,8 @@ class FeedbackService:
         window_ttl_days: int = 90,
         marker_ttl_days: int = 14,
         shards: int = 1,
+        retry_unknown_seconds: int = 0,  # 0: no retry; the handler passes the setting (600 s by default)
+        max_receive_count: int = MAX_RECEIVE_COUNT,
         logger: Logger | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
@@ -133,8 +167,13 @@ class FeedbackService:
         self.store = store
         self.manifest = manifest
         self.version = manifest.version
-        self.layout = keys.counter_layout(manifest)
-        self.class_index = {name: i for i, name in enumerate(manifest.classes)}
+        self.current = RegisteredModel.from_manifest(manifest)
+        self.layout = self.current.layout
+        self.class_index = self.current.class_index
+        self.retry_unknown_seconds = retry_unknown_seconds
+        self.max_receive_count = max_receive_count
+        self._models: dict[str, RegisteredModel] = {}  # other versions, from M#models
+        self._models_read_at: float | None = None
         self.windows_table = windows_table
         self.predictions_table = predictions_table
         self.feedback_table = feedback_table
@@ -170,27 +209,62 @@ class FeedbackService:
             parsed = parse_label(record, now)
             if isinstance(parsed, str):
                 outcomes[message_id] = FeedbackOutcome("invalid", detail=parsed)
-            elif parsed.label not in self.class_index:
-                outcomes[message_id] = FeedbackOutcome(
-                    "unknown_label", parsed.event_id, parsed.label, detail="label is not a class of this model"
-                )
-            else:
+            else:  # the label is checked against the classes of the version that made the prediction
                 candidates[parsed.event_id].append((message_id, parsed))
 
-        joins = self._join(candidates, outcomes)
+        joins = self._join(candidates, outcomes, now)
         self._commit(joins, outcomes, now)
         self._count_unmatched(outcomes, now)
         self._emit_metrics(outcomes)
         return outcomes
 
+    def _versions(self, refresh: bool) -> list[RegisteredModel]:
+        """The current version first, then the others in ``M#models`` (newest registration first)."""
+        now = self.clock()
+        age = None if self._models_read_at is None else now - self._models_read_at
+        if age is None or age >= REGISTRY_MAX_AGE_SECONDS or (refresh and age >= REGISTRY_MIN_AGE_SECONDS):
+            items = self.store.query(self.windows_table, keys.MODELS_PK)
+            items.sort(key=lambda i: str(i.get("registered_at", "")), reverse=True)
+            models: dict[str, RegisteredModel] = {}
+            for item in items:
+                version = str(item.get(keys.ATTR_MODEL_VERSION, ""))
+                if not version or version == self.version or int(item.get(keys.TTL, now + 1)) <= now:
+                    continue  # TTL deletion lags; an expired entry's captures are gone too
+                try:
+                    models[version] = RegisteredModel.from_item(item)
+                except (KeyError, TypeError, ValueError):
+                    self.logger.warning("unreadable model registry entry; skipped", extra={"model_version": version})
+            self._models, self._models_read_at = models, now
+        return [self.current, *self._models.values()]
+
+    def _lookup(
+        self, event_ids: Sequence[str], models: Sequence[RegisteredModel]
+    ) -> dict[str, list[tuple[RegisteredModel, dict[str, Any]]]]:
+        """Every version's capture of each event id (in ``models`` order), one batch read."""
+        pks = {(m.version, e): keys.prediction_pk(m.version, e) for m in models for e in event_ids}
+        found = self.store.batch_get(self.predictions_table, [{keys.PK: k} for k in pks.values()])
+        return {e: [(m, found[pks[(m.version, e)]]) for m in models if pks[(m.version, e)] in found] for e in event_ids}
+
+    def _find(
+        self, event_ids: list[str]
+    ) -> tuple[list[RegisteredModel], dict[str, list[tuple[RegisteredModel, dict[str, Any]]]]]:
+        models = self._versions(refresh=False)
+        matches = self._lookup(event_ids, models)
+        missing = [e for e, m in matches.items() if not m]
+        if missing:  # a version registered since the last read? (at most every REGISTRY_MIN_AGE_SECONDS)
+            again = self._versions(refresh=True)
+            if [m.version for m in again] != [m.version for m in models]:
+                matches.update(self._lookup(missing, again))
+                models = again
+        return models, matches
+
     def _join(
-        self, candidates: dict[str, list[tuple[str, LabelMessage]]], outcomes: dict[str, FeedbackOutcome]
+        self, candidates: dict[str, list[tuple[str, LabelMessage]]], outcomes: dict[str, FeedbackOutcome], now: datetime
     ) -> list[_Join]:
         if not candidates:
             return []
-        pks = {event_id: keys.prediction_pk(self.version, event_id) for event_id in candidates}
         try:
-            found = self.store.batch_get(self.predictions_table, [{keys.PK: k} for k in pks.values()])
+            models, matches = self._find(list(candidates))
         except Exception as exc:  # a read failure is worth a retry, unlike an unknown id
             self.logger.exception("prediction lookup failed; SQS will deliver these labels again")
             for records in candidates.values():
@@ -210,33 +284,71 @@ class FeedbackService:
                         "conflicting labels for one event in one batch; the first wins",
                         extra={"event_id": event_id, "kept": first.label, "ignored": label.label},
                     )
-            capture = found.get(pks[event_id])
-            status: FeedbackStatus | None = None
-            if capture is None:
-                status, detail = "unknown_id", f"no prediction of model version {self.version} for this id"
-            elif not capture.get("captured"):
-                status, detail = "not_captured", "prediction was counted but not sampled for capture"
-            elif not 0 <= int(capture.get("label_index", -1)) < self.layout.n_classes:
-                status, detail = "unknown_id", "captured prediction does not fit this model's classes"
+            found = matches.get(event_id, [])
+            # A captured prediction wins over a counted-only marker; among captures, the current version.
+            captured = [(m, c) for m, c in found if c.get("captured")]
+            best = next(iter(captured or found), None)
+            status: FeedbackStatus | None
+            if best is None:
+                status, detail = self._no_prediction(first, models, now)
+            else:
+                status, detail = self._unusable(first, *best)
             if status is not None:
+                error = (
+                    "label arrived before its prediction; SQS will deliver it again" if status == "pending" else None
+                )
                 for message_id, label in records:
-                    outcomes[message_id] = FeedbackOutcome(status, event_id, label.label, detail=detail)
+                    outcomes[message_id] = FeedbackOutcome(status, event_id, label.label, detail=detail, error=error)
                 continue
-            assert capture is not None
-            predicted = int(capture["label_index"])
+            assert best is not None
+            model, capture = best
             event_time = keys.parse_iso(str(capture["event_time"]))
             joins.append(
                 _Join(
                     message_ids=message_ids,
                     label=first,
-                    true_index=self.class_index[first.label],
-                    predicted=predicted,
+                    model=model,
+                    true_index=model.class_index[first.label],
+                    predicted=int(capture["label_index"]),
                     confidence=float(capture["confidence"]),
                     window=str(capture["window"]),
                     latency_seconds=(first.arrived - event_time).total_seconds(),
                 )
             )
         return joins
+
+    def _no_prediction(
+        self, label: LabelMessage, models: Sequence[RegisteredModel], now: datetime
+    ) -> tuple[FeedbackStatus, str]:
+        """No version has a prediction for this id: wait for it (bounded), else count it as unknown."""
+        if self._may_retry(label, now):
+            return "pending", "no prediction for this id yet"
+        detail = f"no prediction of model versions {', '.join(m.version for m in models)} for this id"
+        if label.first_received is not None:
+            waited = (now - label.first_received).total_seconds()
+            detail += f" after {waited:.0f} s and {label.receive_count} receives"
+        return "unknown_id", detail
+
+    @staticmethod
+    def _unusable(
+        label: LabelMessage, model: RegisteredModel, capture: dict[str, Any]
+    ) -> tuple[FeedbackStatus | None, str]:
+        """Why a found prediction cannot take this label (None: it can)."""
+        if not capture.get("captured"):
+            return "not_captured", "prediction was counted but not sampled for capture"
+        if not 0 <= int(capture.get("label_index", -1)) < model.layout.n_classes:
+            return "unknown_id", "captured prediction does not fit its model's classes"
+        if label.label not in model.class_index:
+            return "unknown_label", f"label is not a class of this model (version {model.version})"
+        return None, ""
+
+    def _may_retry(self, label: LabelMessage, now: datetime) -> bool:
+        """Whether a label without a prediction goes back to SQS: younger than the bound, and a receive
+        left before the queue's redrive (the last receive counts it as unmatched instead)."""
+        if self.retry_unknown_seconds <= 0 or label.receive_count >= self.max_receive_count:
+            return False
+        since = label.first_received or label.arrived
+        return (now - since).total_seconds() < self.retry_unknown_seconds
 
     def _commit(self, joins: list[_Join], outcomes: dict[str, FeedbackOutcome], now: datetime) -> None:
         if not joins:
@@ -246,10 +358,10 @@ class FeedbackService:
             Marker(
                 self.feedback_table,
                 {
-                    keys.PK: keys.label_pk(self.version, j.label.event_id),
+                    keys.PK: keys.label_pk(j.model.version, j.label.event_id),
                     keys.TTL: ttl,
                     "event_id": j.label.event_id,
-                    "model_version": self.version,
+                    "model_version": j.model.version,
                     "label": j.label.label,
                     "label_index": j.true_index,
                     "predicted_index": j.predicted,
@@ -262,13 +374,13 @@ class FeedbackService:
         ]
 
         def build(indices: Sequence[int]) -> list[CounterUpdate]:
-            per_window: dict[str, list[_Join]] = defaultdict(list)
+            per_window: dict[tuple[str, str], list[_Join]] = defaultdict(list)
             for i in indices:
-                per_window[joins[i].window].append(joins[i])
+                per_window[(joins[i].model.version, joins[i].window)].append(joins[i])
             updates = []
-            for window, members in sorted(per_window.items()):
+            for (version, window), members in sorted(per_window.items()):
                 counters = WindowCounters.from_labels(
-                    self.layout,
+                    members[0].model.layout,
                     predicted=np.array([j.predicted for j in members], dtype=np.int64),
                     true=np.array([j.true_index for j in members], dtype=np.int64),
                     confidence=np.array([j.confidence for j in members], dtype=np.float64),
@@ -277,7 +389,7 @@ class FeedbackService:
                 shard = self._rng.randrange(self.shards) if self.shards > 1 else 0
                 updates.append(
                     window_update(
-                        self.windows_table, self.version, window, counters, shard, self.shards, self.window_ttl_days
+                        self.windows_table, version, window, counters, shard, self.shards, self.window_ttl_days
                     )
                 )
             return updates
@@ -291,7 +403,11 @@ class FeedbackService:
                     label.event_id,
                     label.label,
                     misclassified=j.predicted != j.true_index,
-                    extra={"window": j.window, "latency_seconds": round(j.latency_seconds, 3)},
+                    extra={
+                        "window": j.window,
+                        "model_version": j.model.version,
+                        "latency_seconds": round(j.latency_seconds, 3),
+                    },
                 )
             elif i in result.duplicates:
                 old = result.duplicates[i] or {}
@@ -357,7 +473,9 @@ class FeedbackService:
             fields["label"] = outcome.label
         if outcome.detail is not None:
             fields["detail"] = outcome.detail
-        if outcome.error is not None:
+        if outcome.status == "pending":
+            self.logger.info("label waits for its prediction; SQS will deliver it again", extra=fields)
+        elif outcome.error is not None:
             self.logger.warning("feedback failed; SQS will deliver it again", extra={**fields, "error": outcome.error})
         elif outcome.status in ("unknown_id", "unknown_label", "not_captured", "invalid") or outcome.extra.get(
             "relabel"

@@ -17,6 +17,7 @@ from constructs import Construct
 
 from pigeonhole import constants as c
 from pigeonhole import metrics_catalog as mc
+from pigeonhole.config import drift_grace_seconds
 from pigeonhole_infra.config import (
     DRIFT_HANDLER,
     ENV_FEEDBACK_TABLE,
@@ -86,6 +87,9 @@ class DriftTracker(Construct):
             environment={
                 ENV_WINDOWS_TABLE: windows_table.table_name,
                 c.ENV_WINDOW_SECONDS: str(config.window_seconds),
+                c.ENV_DRIFT_GRACE_SECONDS: str(
+                    drift_grace_seconds(config.ingest_visibility_timeout_s, config.batching_window_s, config.timeout_s)
+                ),
             },
         )
         self.function = built.function
@@ -166,8 +170,9 @@ class FeedbackProcessor(Construct):
         predictions_table.grant(built.role, "dynamodb:BatchGetItem")
         # Each label's marker is put once (conditional, in the same transaction as the counters) ...
         feedback_table.grant(built.role, "dynamodb:PutItem")
-        # ... that ADD the confusion counts to the label's window (and the unmatched-label counters).
-        windows_table.grant(built.role, "dynamodb:UpdateItem")
+        # ... that ADD the confusion counts to the label's window (and the unmatched-label counters);
+        # reads which model versions' captures may still exist (M#models) to join across a deploy.
+        windows_table.grant(built.role, "dynamodb:UpdateItem", "dynamodb:Query")
         key.grant(built.role, *KMS_DYNAMODB)  # the queue's kms:Decrypt comes with the event source grant
         self.function.add_event_source(
             sources.SqsEventSource(
