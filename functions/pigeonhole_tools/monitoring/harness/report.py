@@ -101,7 +101,7 @@ def _merged_lines(result: Mapping[str, Any]) -> list[str]:
 
 
 def _monte_carlo_lines(result: Mapping[str, Any]) -> list[str]:
-    """The counters-only Monte Carlo page rates, when run."""
+    """The counters-only Monte Carlo warn and page rates (and first-window shift verdicts), when run."""
     cfg = result["config"]
     lines: list[str] = []
     mc = result.get("monte_carlo") or {}
@@ -110,16 +110,36 @@ def _monte_carlo_lines(result: Mapping[str, Any]) -> list[str]:
             "",
             f"Counters-only Monte Carlo ({next(iter(mc.values()))['windows']:,} more stationary windows of "
             f"{cfg['events_per_window']} events: sampled from the cached predictions, counted with "
-            "`WindowCounters.from_batch`, judged by `evaluate_for_manifest` against the baseline; no DynamoDB, "
-            "no labels, no trailing reference — the label-free signals raised every stationary page above):",
+            "`WindowCounters.from_batch`, judged by `evaluate_for_manifest` against the baseline and a trailing "
+            f"reference of the previous {cfg['reference_windows']} windows, as the drift run does; no DynamoDB, "
+            "no labels):",
             "",
-            "| thresholds | windows | page |",
-            "|---|---|---|",
+            "| thresholds | windows | ≥ warn | page |",
+            "|---|---|---|---|",
         ]
         for name, fa in mc.items():
             lines.append(
-                f"| {name} | {fa['windows']:,} | {fa['page']} = {_pct(fa['page_rate'], 2)}{_ci(fa['page_rate_ci95'])} |"
+                f"| {name} | {fa['windows']:,} | {fa['warn_or_page']} = {_pct(fa['warn_rate'], 2)}"
+                f"{_ci(fa['warn_rate_ci95'])} | {fa['page']} = {_pct(fa['page_rate'], 2)}{_ci(fa['page_rate_ci95'])} |"
             )
+        shift_keys = list(next(iter(mc.values())).get("shifts", {}))
+        if shift_keys:
+            first = next(iter(mc.values()))["shifts"][shift_keys[0]]
+            lines += [
+                "",
+                f"First shifted window, counters only ({first['windows']} windows per shift, each against "
+                "a fresh stationary reference): share paged / share at least warn.",
+                "",
+                "| thresholds | " + " | ".join(shift_keys) + " |",
+                "|---|" + "---|" * len(shift_keys),
+            ]
+            for name, fa in mc.items():
+                shifts = fa["shifts"]
+                cells = [
+                    f"{_pct(shifts[k]['first_window_page_rate'])} / {_pct(shifts[k]['first_window_warn_rate'])}"
+                    for k in shift_keys
+                ]
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -224,7 +224,14 @@ def run_harness(cfg: HarnessConfig, progress: Callable[[str], None] = lambda _: 
     if cfg.monte_carlo_windows:
         t_mc = time.perf_counter()
         result.monte_carlo = counters_monte_carlo(
-            pools["test"], models["default"], cfg.monte_carlo_windows, cfg.events_per_window, cfg.seed
+            pools["test"],
+            models["default"],
+            cfg.monte_carlo_windows,
+            cfg.events_per_window,
+            cfg.seed,
+            reference_windows=cfg.reference_windows,
+            pools={name: pools[name] for name in needed},
+            shifts=chosen,
         )
         progress(f"counters-only Monte Carlo: {cfg.monte_carlo_windows} windows in {time.perf_counter() - t_mc:.0f} s")
     result.seconds = time.perf_counter() - started
