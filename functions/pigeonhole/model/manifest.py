@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pigeonhole.constants import MANIFEST_FILE
 from pigeonhole.exceptions import ManifestError, ModelIntegrityError
@@ -26,6 +26,14 @@ class FileRef(_Model):
     file: str
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     size_bytes: Annotated[int, Field(gt=0)]
+
+    @field_validator("file")
+    @classmethod
+    def _bare_name(cls, value: str) -> str:
+        """A bare file name inside the package folder: a path could make the runtime read any file."""
+        if not value or value in (".", "..") or any(c in value for c in "/\\\0") or Path(value).name != value:
+            raise ValueError(f"package file {value!r} must be a bare file name inside the package folder")
+        return value
 
 
 class InputField(_Model):
@@ -152,6 +160,8 @@ def read_verified(model_dir: Path, ref: FileRef) -> bytes:
     The caller uses the returned bytes, so the file cannot change between the check and the load.
     """
     path = model_dir / ref.file
+    if not path.resolve().is_relative_to(model_dir.resolve()):
+        raise ModelIntegrityError(f"{ref.file!r} resolves outside the package folder {model_dir}: refusing to load it")
     try:
         data = path.read_bytes()
     except OSError as exc:
