@@ -126,6 +126,10 @@ class Settings(FunctionSettings):
     # Window counters + prediction capture (the WindowRecorder); off unless the windows table is set.
     windows_table: str | None = None
     capture_rate: float = c.DEFAULT_CAPTURE_RATE
+    # Plausible event times, around the record's arrival (docs/reliability.md "Event times").
+    event_max_age_seconds: int = c.DEFAULT_EVENT_MAX_AGE_SECONDS
+    event_max_lead_seconds: int = c.DEFAULT_EVENT_MAX_LEAD_SECONDS
+    quarantine_bucket: str | None = None  # full bodies of quarantined events; off unless set
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -153,6 +157,9 @@ class Settings(FunctionSettings):
             ort_threads=_int(env, c.ENV_ORT_THREADS, 1),
             windows_table=windows,
             capture_rate=_rate(env, c.ENV_CAPTURE_RATE, c.DEFAULT_CAPTURE_RATE),
+            event_max_age_seconds=_int(env, c.ENV_EVENT_MAX_AGE_SECONDS, c.DEFAULT_EVENT_MAX_AGE_SECONDS, minimum=0),
+            event_max_lead_seconds=_int(env, c.ENV_EVENT_MAX_LEAD_SECONDS, c.DEFAULT_EVENT_MAX_LEAD_SECONDS, minimum=0),
+            quarantine_bucket=_optional(env, c.ENV_QUARANTINE_BUCKET),
         )
 
 

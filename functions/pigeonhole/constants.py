@@ -12,6 +12,9 @@ ENV_TOP_K: Final = "PIGEONHOLE_TOP_K"
 ENV_MAX_EVENT_BYTES: Final = "PIGEONHOLE_MAX_EVENT_BYTES"
 ENV_ORT_THREADS: Final = "PIGEONHOLE_ORT_THREADS"
 ENV_WINDOW_SECONDS: Final = "PIGEONHOLE_WINDOW_SECONDS"
+ENV_EVENT_MAX_AGE_SECONDS: Final = "PIGEONHOLE_EVENT_MAX_AGE_SECONDS"  # oldest event time accepted, before arrival
+ENV_EVENT_MAX_LEAD_SECONDS: Final = "PIGEONHOLE_EVENT_MAX_LEAD_SECONDS"  # latest event time accepted, after arrival
+ENV_QUARANTINE_BUCKET: Final = "PIGEONHOLE_QUARANTINE_BUCKET"  # optional: full bodies of quarantined events
 # Monitoring: window counters, prediction capture, feedback and the drift function.
 ENV_WINDOWS_TABLE: Final = "PIGEONHOLE_WINDOWS_TABLE"
 ENV_PREDICTIONS_TABLE: Final = "PIGEONHOLE_PREDICTIONS_TABLE"
@@ -37,6 +40,8 @@ DEFAULT_NAMESPACE: Final = "Pigeonhole"
 DEFAULT_SERVICE: Final = "classifier"
 DEFAULT_MAX_EVENT_BYTES: Final = 16_384
 DEFAULT_WINDOW_SECONDS: Final = 300
+DEFAULT_EVENT_MAX_AGE_SECONDS: Final = 30 * 86_400
+DEFAULT_EVENT_MAX_LEAD_SECONDS: Final = 86_400
 DEFAULT_CAPTURE_RATE: Final = 1.0
 DEFAULT_CAPTURE_TTL_DAYS: Final = 14  # = SQS's maximum retention: dedup markers outlive any redelivery
 DEFAULT_WINDOW_TTL_DAYS: Final = 90

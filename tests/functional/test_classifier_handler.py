@@ -172,7 +172,9 @@ def test_one_model_run_per_batch(stack: Stack, service: ClassifierService, conte
 
 
 def test_poison_input_is_isolated_from_its_batch(stack: Stack, service: ClassifierService, context: Context) -> None:
-    """If the model raises on one input, the others are still classified and only that one is retried."""
+    """If the model raises on one input, the others are still classified and that one is quarantined
+    (issue 8: a failure caused by a record's content is its quarantine reason, not a retry that ends in
+    the DLQ after republishing its neighbours)."""
     real = service.runtime
     original = real.predict_proba
 
@@ -189,10 +191,37 @@ def test_poison_input_is_isolated_from_its_batch(stack: Stack, service: Classifi
     stack.send([_body(1, "card still not here"), _body(2, "POISON pill"), _body(3, "where is my refund")])
     event = stack.receive_event()
     response = handler_module.handler(event, context)
-    poison = next(r["messageId"] for r in event["Records"] if "POISON" in r["body"])
-    assert _ids(response) == [poison]
+    assert _ids(response) == []
+    (quarantined,) = stack.drain(stack.quarantine_url)
+    assert quarantined["event_id"] == "evt-2"
+    assert quarantined["reason"] == {
+        "code": "unprocessable",
+        "field": None,
+        "detail": "inference failed (RuntimeError)",
+    }
     delivered = stack.drain(stack.sink_url) + stack.drain(stack.review_url)
     assert sorted(d.get("detail", d)["id"] for d in delivered) == ["evt-1", "evt-3"]
+
+
+def test_a_model_that_breaks_its_contract_retries_instead_of_quarantining(
+    stack: Stack, service: ClassifierService, context: Context
+) -> None:
+    """A wrong output shape is the model's fault, not the records': they go back to SQS, none quarantined."""
+    real = service.runtime
+
+    class WrongShape:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def predict_proba(self, texts: list[str]) -> Any:
+            raise ModelIntegrityError("model returned probabilities of shape (1, 3)")
+
+    service.runtime = WrongShape()  # type: ignore[assignment]
+    stack.send([_body(1, "card still not here"), "{broken"])
+    event = stack.receive_event()
+    outcomes = service.classify_batch(event["Records"])
+    assert sorted(o.status for o in outcomes.values()) == ["failed", "quarantined"]
+    assert stack.drain(stack.sink_url) + stack.drain(stack.review_url) == []
 
 
 def test_eventbridge_events_reach_the_queue_and_get_classified(

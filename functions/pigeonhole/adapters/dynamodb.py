@@ -157,6 +157,7 @@ class DynamoDBAdapter:
         markers_per_transaction: int = DEFAULT_MARKERS_PER_TRANSACTION,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 1 <= markers_per_transaction < MAX_TRANSACT_ITEMS:
             raise ValueError(f"markers_per_transaction must be within 1..{MAX_TRANSACT_ITEMS - 1}")
@@ -167,13 +168,16 @@ class DynamoDBAdapter:
         self._chunk = markers_per_transaction
         self._sleep = sleep
         self._rng = rng or random.Random()  # jitter, not crypto
+        self._monotonic = monotonic
 
     @property
     def client(self) -> DynamoDBClient:
         return self._client
 
     # -- exactly-once counting -----------------------------------------------------------------
-    def commit_once(self, markers: Sequence[Marker], build_updates: BuildUpdates) -> CommitResult:
+    def commit_once(
+        self, markers: Sequence[Marker], build_updates: BuildUpdates, deadline: float | None = None
+    ) -> CommitResult:
         """Create each marker and apply the counters of exactly the units whose marker is new.
 
         ``build_updates(indices)`` aggregates the counters of the given marker indices (it is called
@@ -181,6 +185,8 @@ class DynamoDBAdapter:
         Markers must have distinct keys (deduplicate in memory first). Chunks of
         ``markers_per_transaction`` markers commit independently: each is atomic on its own, and a
         crash between chunks is repaired by redelivery because committed markers make it a no-op.
+        ``deadline`` (a ``monotonic`` time): no chunk starts and no back-off sleeps past it; the markers
+        left are reported failed, so the caller returns them for SQS to deliver again in time.
         """
         keys = [(m.table, m.key) for m in markers]
         if len(set(keys)) != len(keys):
@@ -188,11 +194,20 @@ class DynamoDBAdapter:
         result = CommitResult()
         indices = list(range(len(markers)))
         for start in range(0, len(indices), self._chunk):
-            self._commit_chunk(markers, indices[start : start + self._chunk], build_updates, result)
+            chunk = indices[start : start + self._chunk]
+            if deadline is not None and self._monotonic() >= deadline:
+                self._fail(result, chunk, "out of time before the transaction")
+                continue
+            self._commit_chunk(markers, chunk, build_updates, result, deadline)
         return result
 
     def _commit_chunk(
-        self, markers: Sequence[Marker], remaining: list[int], build_updates: BuildUpdates, result: CommitResult
+        self,
+        markers: Sequence[Marker],
+        remaining: list[int],
+        build_updates: BuildUpdates,
+        result: CommitResult,
+        deadline: float | None = None,
     ) -> None:
         attempt = 0
         while remaining:
@@ -226,14 +241,18 @@ class DynamoDBAdapter:
                     codes = {str(r.get("Code")) for r in reasons} - {"None"}
                     if codes and codes <= RETRYABLE_REASONS and attempt + 1 < self._max_attempts:
                         attempt += 1
-                        self._backoff(attempt)
+                        if not self._backoff(attempt, deadline):
+                            self._fail(result, remaining, f"out of time retrying: {', '.join(sorted(codes))}")
+                            return
                         continue
                     why = ", ".join(sorted(codes)) or str(error.get("Message", "no reasons given"))
                     self._fail(result, remaining, f"transaction cancelled: {why}")
                     return
                 if code in RETRYABLE_ERRORS and attempt + 1 < self._max_attempts:
                     attempt += 1
-                    self._backoff(attempt)
+                    if not self._backoff(attempt, deadline):
+                        self._fail(result, remaining, f"out of time retrying: {code}")
+                        return
                     continue
                 self._fail(result, remaining, f"TransactWriteItems failed: {code}: {error.get('Message', '')}")
                 return
@@ -249,9 +268,14 @@ class DynamoDBAdapter:
         for i in indices:
             result.failed[i] = error
 
-    def _backoff(self, attempt: int) -> None:
-        """Full jitter: concurrent writers that collided on a hot window item spread out."""
-        self._sleep(self._rng.uniform(0.0, min(self._max_delay, self._base_delay * 2**attempt)))
+    def _backoff(self, attempt: int, deadline: float | None = None) -> bool:
+        """Full jitter: concurrent writers that collided on a hot window item spread out.
+        False (and no sleep) when the pause would end past ``deadline``."""
+        delay = self._rng.uniform(0.0, min(self._max_delay, self._base_delay * 2**attempt))
+        if deadline is not None and self._monotonic() + delay >= deadline:
+            return False
+        self._sleep(delay)
+        return True
 
     @staticmethod
     def _put_item(marker: Marker) -> dict[str, Any]:

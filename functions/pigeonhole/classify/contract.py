@@ -7,8 +7,9 @@ feed the model comes from the manifest's input spec, never from code.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -30,6 +31,7 @@ ReasonCode = Literal[
     "invalid_id",
     "invalid_time",
     "invalid_field",
+    "unprocessable",  # any other failure caused by the record's content, at any step (detail: the step)
 ]
 
 
@@ -52,7 +54,7 @@ class InputEvent:
 
     id: str
     time: datetime
-    model_input: str  # the manifest's input fields, joined
+    model_input: str = field(repr=False)  # the manifest's input fields, joined; never in a repr or a log
     payload: dict[str, Any] = field(repr=False)  # the producer's event (for review), never logged
     via: Literal["sqs", "eventbridge"] = "sqs"
 
@@ -101,9 +103,16 @@ def parse_body(body: str, spec: InputSpec, model: type[BaseModel], max_bytes: in
     if isinstance(parsed, Rejection):
         return Reason(parsed.code, parsed.detail, parsed.field)
     doc, via = parsed.doc, parsed.via
+    return validate_document(doc, spec, model, via)
 
+
+def validate_document(
+    doc: dict[str, Any], spec: InputSpec, model: type[BaseModel], via: Literal["sqs", "eventbridge"] = "sqs"
+) -> InputEvent | Reason:
+    """The event's fields (after the envelope): the model's schema, then what every later step needs
+    (an id that can be a key, text the model can read, a time that converts to UTC)."""
     raw_id = doc.get("id")
-    known_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= MAX_ID_CHARS else None
+    known_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= MAX_ID_CHARS and _sendable(raw_id) else None
     try:
         event = model.model_validate(_coerce_time(doc))
     except ValidationError as exc:
@@ -112,12 +121,20 @@ def parse_body(body: str, spec: InputSpec, model: type[BaseModel], max_bytes: in
     for f, value in zip(spec.fields, values, strict=True):
         if not value.strip():
             return Reason("field_too_short", f"{f.name} is blank", f.name, known_id)
+        if _UNENCODABLE.search(value):
+            return Reason("invalid_field", f"{f.name} holds characters that cannot be encoded", f.name, known_id)
+    if not _sendable(event.id):  # type: ignore[attr-defined]
+        return Reason("invalid_id", "id holds characters that cannot be stored or sent", "id")
     when: datetime = event.time  # type: ignore[attr-defined]
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
+    try:
+        utc = when.astimezone(UTC)
+    except OverflowError:
+        return Reason("invalid_time", "time is out of range once converted to UTC", "time", known_id)
     return InputEvent(
         id=event.id,  # type: ignore[attr-defined]
-        time=when.astimezone(UTC),
+        time=utc,
         model_input=spec.separator.join(values),
         payload=doc,
         via=via,
@@ -134,3 +151,36 @@ def _coerce_time(doc: dict[str, Any]) -> dict[str, Any]:
     except ValueError:
         return doc  # leave it for pydantic to reject with a clear error
     return {**doc, "time": parsed}
+
+
+# Lone surrogates (legal in a JSON escape, not in UTF-8) and control characters other than tab and
+# newlines: an id holding them cannot be a DynamoDB key or a log correlation id, a text cannot be fed
+# to the model. Refused by the contract so no later step meets them.
+_UNSENDABLE = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_UNENCODABLE = re.compile("[\ud800-\udfff\x00]")  # in model input: not UTF-8, or a C string's end
+
+
+def _sendable(text: str) -> bool:
+    return _UNSENDABLE.search(text) is None
+
+
+def check_time(event: InputEvent, arrival: datetime, max_age: timedelta, max_lead: timedelta) -> Reason | None:
+    """A plausible event time lies within [arrival - max_age, arrival + max_lead]; else `invalid_time`.
+
+    Why: an event time decides the event's window; a time years away is a producer bug that would open
+    a window nobody monitors (or one past the calendar's end), so it is refused like any invalid field.
+    `arrival` is when SQS first saw the message (SentTimestamp), the same on every redelivery.
+    """
+    if arrival - max_age <= event.time <= arrival + max_lead:
+        return None
+    return Reason(
+        "invalid_time",
+        f"time is outside the accepted window ({_span(max_age)} before to {_span(max_lead)} after arrival)",
+        "time",
+        event.id,
+    )
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    return f"{seconds // 86400} d" if seconds % 86400 == 0 else f"{seconds} s"

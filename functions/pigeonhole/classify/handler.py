@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pigeonhole import metrics_catalog as mc
 from pigeonhole.adapters.dynamodb import DynamoDBAdapter
 from pigeonhole.adapters.eventbridge import EventBusPublisher
+from pigeonhole.adapters.s3 import BodyArchive
 from pigeonhole.adapters.sqs import QueueSender
 from pigeonhole.classify.service import ClassifierService
 from pigeonhole.config import Settings
@@ -64,6 +65,11 @@ def build_service(settings: Settings, session: boto3.Session | None = None) -> C
         logger=logger,
         metrics=metrics,
         observer=recorder,
+        archive=(
+            BodyArchive(aws.session.client("s3", config=aws.config), settings.quarantine_bucket)
+            if settings.quarantine_bucket
+            else None
+        ),
     )
 
 

@@ -55,6 +55,25 @@ def window_start(when: datetime, window_seconds: int) -> str:
     return _iso(datetime.fromtimestamp(start, tz=UTC))
 
 
+def route_one(
+    event: InputEvent, row: np.ndarray, classes: list[str], threshold: float, top_k: int, window_seconds: int
+) -> Classification:
+    """Label one event from its probability row; below `threshold` the event goes to human review."""
+    k = min(top_k, len(classes))
+    order = np.argsort(-row, kind="stable")[:k]
+    best = int(order[0])
+    confidence = round(float(row[best]), 6)
+    return Classification(
+        event=event,
+        label_index=best,
+        label=classes[best],
+        confidence=confidence,
+        top_k=[(classes[int(j)], round(float(row[j]), 6)) for j in order],
+        route="auto" if confidence >= threshold else "review",
+        window=window_start(event.time, window_seconds),
+    )
+
+
 def route_batch(
     events: list[InputEvent],
     probabilities: np.ndarray,
@@ -64,21 +83,6 @@ def route_batch(
     window_seconds: int,
 ) -> list[Classification]:
     """Label each event; below `threshold` the event goes to human review."""
-    k = min(top_k, len(classes))
-    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-    results: list[Classification] = []
-    for i, event in enumerate(events):
-        best = int(order[i, 0])
-        confidence = round(float(probabilities[i, best]), 6)
-        results.append(
-            Classification(
-                event=event,
-                label_index=best,
-                label=classes[best],
-                confidence=confidence,
-                top_k=[(classes[int(j)], round(float(probabilities[i, j]), 6)) for j in order[i]],
-                route="auto" if confidence >= threshold else "review",
-                window=window_start(event.time, window_seconds),
-            )
-        )
-    return results
+    return [
+        route_one(event, probabilities[i], classes, threshold, top_k, window_seconds) for i, event in enumerate(events)
+    ]

@@ -2,18 +2,21 @@
 
 Order of work for a batch: validate every record (invalid ones are quarantined with a reason), run
 the model once over all valid records, route by confidence, publish in batches, then let an optional
-observer (window counters, prediction capture) see the batch. A record whose downstream write fails
-is reported as a batch item failure, so SQS delivers it again; after maxReceiveCount it reaches the
-DLQ. Nothing here crashes the batch because of one record.
+observer (window counters, prediction capture) see the batch.
+
+The one rule (docs/reliability.md): anything caused by a record's *content*, at any step, becomes that
+record's quarantine reason (``unprocessable`` with the step's name when no sharper code applies);
+only the *environment* (AWS errors, throttling, time running out) fails a record, and then only the
+records it touched: SQS delivers those again and, after maxReceiveCount, dead-letters them.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -22,17 +25,20 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
 from pigeonhole import metrics_catalog as mc
 from pigeonhole.adapters.eventbridge import EventBusPublisher
+from pigeonhole.adapters.s3 import BodyArchive
 from pigeonhole.adapters.sqs import QueueSender
-from pigeonhole.classify.contract import InputEvent, Reason, event_model, parse_body
-from pigeonhole.classify.routing import Classification, route_batch
+from pigeonhole.classify.contract import InputEvent, Reason, check_time, event_model, parse_body
+from pigeonhole.classify.routing import Classification, route_one
 from pigeonhole.config import Settings
 from pigeonhole.constants import QUARANTINE_SCHEMA
 from pigeonhole.entry.batch import partial_batch_response
-from pigeonhole.exceptions import PublishError
+from pigeonhole.exceptions import ModelIntegrityError, PublishError
 from pigeonhole.model.runtime import ModelRuntime
+from pigeonhole.wire import DEFAULT_EMBED_BYTES, SQS_MAX_MESSAGE_BYTES, digest, fit, strict_dumps, utf8_len
 
 Status = Literal["auto", "review", "quarantined", "failed"]
 
@@ -48,14 +54,32 @@ class Outcome:
     error: str | None = None
 
 
+# Time kept back from the invocation's remaining time: enough to log and return the item failures
+# before Lambda stops the function. Retry loops and phases that would run past it fail their records.
+RESERVE_SECONDS = 2.0
+# Longest plausible-time window accepted (timedelta's range ends near 2.7 million years).
+_MAX_SPAN_SECONDS = 100 * 365 * 86_400
+_ENVIRONMENT_ERRORS = (ClientError, BotoCoreError, MemoryError, ModelIntegrityError)
+
+
+def unprocessable(step: str, exc: BaseException, event_id: str | None = None) -> Reason:
+    """The catch-all reason: the step and the exception's type, never its message (it may quote the text)."""
+    return Reason("unprocessable", f"{step} failed ({type(exc).__name__})", None, event_id)
+
+
 class BatchObserver(Protocol):
-    """Sees each routed batch (e.g. window counters, prediction capture); returns {message_id: error}."""
+    """Sees each routed batch (e.g. window counters, prediction capture); returns {message_id: error}.
+
+    An error means the environment kept a record from being counted (SQS delivers it again); a record
+    whose content cannot be counted is the observer's to skip and log, never an error.
+    """
 
     def observe(
         self,
         classified: Sequence[tuple[str, Classification]],
         quarantined: Sequence[tuple[str, Reason]],
         runtime: ModelRuntime,
+        deadline: float | None = None,
     ) -> dict[str, str]: ...
 
 
@@ -70,6 +94,9 @@ class ClassifierService:
         logger: Logger,
         metrics: Metrics,
         observer: BatchObserver | None = None,
+        archive: BodyArchive | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.runtime = runtime
@@ -79,6 +106,9 @@ class ClassifierService:
         self.logger = logger
         self.metrics = metrics
         self.observer = observer
+        self.archive = archive
+        self.clock = clock
+        self.monotonic = monotonic
         manifest = runtime.manifest
         self.threshold = (
             settings.review_threshold
@@ -86,6 +116,8 @@ class ClassifierService:
             else manifest.thresholds.review_confidence
         )
         self.top_k = settings.top_k if settings.top_k is not None else manifest.thresholds.top_k
+        self.max_age = timedelta(seconds=min(settings.event_max_age_seconds, _MAX_SPAN_SECONDS))
+        self.max_lead = timedelta(seconds=min(settings.event_max_lead_seconds, _MAX_SPAN_SECONDS))
         self._event_model = event_model(manifest.input)
         self._model_ref = {"name": manifest.name, "version": manifest.version, "sha256": manifest.model.sha256}
 
@@ -96,7 +128,7 @@ class ClassifierService:
                 "the classifier accepts SQS event source mapping events only (a 'Records' list); "
                 "send events to the ingest queue or the input bus instead of invoking it directly"
             )
-        outcomes = self.classify_batch(event["Records"])
+        outcomes = self.classify_batch(event["Records"], deadline=self.deadline(context))
 
         def finish(record: SQSRecord) -> str:
             outcome = outcomes[record.message_id]
@@ -107,28 +139,65 @@ class ClassifierService:
 
         return partial_batch_response(event, finish, context)
 
+    def deadline(self, context: LambdaContext | None) -> float | None:
+        """The monotonic time by which the work must be done (None: no context, no limit)."""
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        if remaining is None:
+            return None
+        try:
+            millis = float(remaining())
+        except (TypeError, ValueError):
+            return None
+        return self.monotonic() + millis / 1000.0 - RESERVE_SECONDS
+
+    def _out_of_time(self, deadline: float | None) -> bool:
+        return deadline is not None and self.monotonic() >= deadline
+
     # -- the work -------------------------------------------------------------------------------
-    def classify_batch(self, records: Sequence[dict[str, Any]]) -> dict[str, Outcome]:
+    def classify_batch(self, records: Sequence[dict[str, Any]], deadline: float | None = None) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
         valid: list[tuple[str, InputEvent]] = []
         bodies: dict[str, dict[str, Any]] = {}
         for record in records:
             message_id = record["messageId"]
             bodies[message_id] = record
-            parsed = parse_body(
-                record.get("body") or "", self.runtime.manifest.input, self._event_model, self.settings.max_event_bytes
-            )
+            parsed = self._validate(record)
             if isinstance(parsed, Reason):
                 outcomes[message_id] = Outcome("quarantined", event_id=parsed.event_id, reason=parsed)
             else:
                 valid.append((message_id, parsed))
 
         classified = self._classify(valid, outcomes)
-        self._publish(classified, outcomes, bodies)
+        classified = self._publish(classified, outcomes, bodies, deadline)
         if self.observer is not None:
-            self._observe(classified, outcomes)
+            self._observe(classified, outcomes, deadline)
         self._emit_metrics(len(records), outcomes)
         return outcomes
+
+    def _validate(self, record: dict[str, Any]) -> InputEvent | Reason:
+        """The contract, then the plausible-time window; any other failure is the record's own."""
+        try:
+            body = record.get("body")
+            parsed = parse_body(
+                body if isinstance(body, str) else "",
+                self.runtime.manifest.input,
+                self._event_model,
+                self.settings.max_event_bytes,
+            )
+            if isinstance(parsed, InputEvent):
+                return check_time(parsed, self._arrival(record), self.max_age, self.max_lead) or parsed
+            return parsed
+        except Exception as exc:  # content: whatever the parser did not foresee fails this record only
+            return unprocessable("validation", exc)
+
+    def _arrival(self, record: dict[str, Any]) -> datetime:
+        """When SQS first had the message: SentTimestamp (the same on every redelivery), else now."""
+        attributes = record.get("attributes") or {}
+        for name in ("SentTimestamp", "ApproximateFirstReceiveTimestamp"):
+            raw = attributes.get(name) if isinstance(attributes, dict) else None
+            if isinstance(raw, str) and raw.isdigit() and len(raw) <= 15:
+                return datetime.fromtimestamp(int(raw) / 1000.0, tz=UTC)
+        return datetime.fromtimestamp(self.clock(), tz=UTC)
 
     def _classify(
         self, valid: list[tuple[str, InputEvent]], outcomes: dict[str, Outcome]
@@ -137,81 +206,156 @@ class ClassifierService:
             return []
         texts = [event.model_input for _, event in valid]
         started = time.perf_counter()
+        rows: list[np.ndarray] = []
+        usable: list[tuple[str, InputEvent]] = []
         try:
             probabilities = self.runtime.predict_proba(texts)
+            rows = list(probabilities)
             usable = valid
-        except Exception:
-            # One poison input must not sink its neighbours: retry one by one to isolate it.
-            self.logger.exception("batch inference failed; isolating records one by one")
-            rows: list[np.ndarray] = []
-            usable = []
+        except Exception as batch_exc:
+            # One poison input must not sink its neighbours: run one by one to isolate it.
+            self.logger.warning(
+                "batch inference failed; isolating records one by one", extra={"error_type": type(batch_exc).__name__}
+            )
             for message_id, event in valid:
                 try:
                     rows.append(self.runtime.predict_proba([event.model_input])[0])
                     usable.append((message_id, event))
+                except _ENVIRONMENT_ERRORS as exc:  # the model or the machine, not the record: retry
+                    outcomes[message_id] = Outcome(
+                        "failed", event_id=event.id, error=f"inference failed: {type(exc).__name__}"
+                    )
                 except Exception as exc:
-                    outcomes[message_id] = Outcome("failed", event_id=event.id, error=f"inference failed: {exc}")
-            probabilities = np.vstack(rows) if rows else np.zeros((0, len(self.runtime.classes)), dtype=np.float32)
+                    outcomes[message_id] = self._quarantined(unprocessable("inference", exc, event.id))
         self.metrics.add_metric(
             name=mc.INFERENCE_TIME.name,
             unit=MetricUnit.Milliseconds,
             value=(time.perf_counter() - started) * 1000.0,
         )
-        routed = route_batch(
-            [event for _, event in usable],
-            probabilities,
-            self.runtime.classes,
-            threshold=self.threshold,
-            top_k=self.top_k,
-            window_seconds=self.settings.window_seconds,
-        )
         result = []
-        for (message_id, event), classification in zip(usable, routed, strict=True):
+        for (message_id, event), row in zip(usable, rows, strict=True):
+            try:
+                classification = route_one(
+                    event,
+                    row,
+                    self.runtime.classes,
+                    threshold=self.threshold,
+                    top_k=self.top_k,
+                    window_seconds=self.settings.window_seconds,
+                )
+            except Exception as exc:
+                outcomes[message_id] = self._quarantined(unprocessable("routing", exc, event.id))
+                continue
             outcomes[message_id] = Outcome(classification.route, event_id=event.id, classification=classification)
             result.append((message_id, classification))
         return result
+
+    @staticmethod
+    def _quarantined(reason: Reason) -> Outcome:
+        return Outcome("quarantined", event_id=reason.event_id, reason=reason)
 
     def _publish(
         self,
         classified: list[tuple[str, Classification]],
         outcomes: dict[str, Outcome],
         records: dict[str, dict[str, Any]],
-    ) -> None:
+        deadline: float | None,
+    ) -> list[tuple[str, Classification]]:
+        """Write every message; return the classifications still standing (some may turn out unwritable)."""
         manifest = self.runtime.manifest
-        auto = [(mid, c.to_output(manifest)) for mid, c in classified if c.route == "auto"]
-        review = [
-            (mid, json.dumps({**c.to_output(manifest), "input": c.event.payload}, separators=(",", ":")))
-            for mid, c in classified
-            if c.route == "review"
-        ]
-        quarantine = [
-            (mid, self._quarantine_body(mid, outcome.reason, records[mid]))
-            for mid, outcome in outcomes.items()
-            if outcome.status == "quarantined" and outcome.reason is not None
-        ]
-        failures = {**self.bus.publish(auto), **self.review.send(review), **self.quarantine.send(quarantine)}
+        auto: list[tuple[str, dict[str, Any] | str]] = []
+        review: list[tuple[str, str]] = []
+        standing: list[tuple[str, Classification]] = []
+        for mid, c in classified:
+            try:
+                output = c.to_output(manifest)
+                if c.route == "auto":
+                    auto.append((mid, strict_dumps(output)))
+                else:
+                    review.append((mid, self._review_body(output, c.event.payload)))
+            except Exception as exc:  # e.g. NaN in a producer's field: strict JSON cannot carry it
+                outcomes[mid] = self._quarantined(unprocessable("output", exc, c.event.id))
+                continue
+            standing.append((mid, c))
+        quarantine: list[tuple[str, str]] = []
+        for mid, outcome in outcomes.items():
+            if outcome.status != "quarantined" or outcome.reason is None:
+                continue
+            body, error = self._quarantine_body(mid, outcome.reason, records[mid], deadline)
+            if error is not None:
+                outcome.error = error
+            else:
+                quarantine.append((mid, body))
+        if self._out_of_time(deadline):
+            keys = [k for k, _ in auto] + [k for k, _ in review] + [k for k, _ in quarantine]
+            failures = dict.fromkeys(keys, "out of time before publishing")
+        else:
+            failures = {**self.bus.publish(auto), **self.review.send(review), **self.quarantine.send(quarantine)}
         for message_id, error in failures.items():
             outcomes[message_id].error = error
+        return standing
 
-    def _quarantine_body(self, message_id: str, reason: Reason, record: dict[str, Any]) -> str:
-        """Everything needed to fix and replay the event: the reason and the untouched body."""
-        attributes = record.get("attributes") or {}
-        return json.dumps(
-            {
-                "schema": QUARANTINE_SCHEMA,
-                "reason": reason.to_dict(),
-                "message_id": message_id,
-                "event_id": reason.event_id,
-                "source_arn": record.get("eventSourceARN"),
-                "receive_count": attributes.get("ApproximateReceiveCount"),
-                "sent_timestamp": attributes.get("SentTimestamp"),
-                "model": self._model_ref,
-                "body": record.get("body"),
-            },
-            separators=(",", ":"),
+    def _review_body(self, output: dict[str, Any], payload: dict[str, Any]) -> str:
+        """The result plus the producer's event, capped so the message always fits the review queue."""
+        full = strict_dumps({**output, "input": payload})
+        if utf8_len(full) <= SQS_MAX_MESSAGE_BYTES:
+            return full
+        # Too large once re-escaped: embed a prefix of the event's JSON text plus its digest and size.
+        text = strict_dumps(payload)
+        sha, size = digest(text)
+        extra = {"input": None, "input_sha256": sha, "input_bytes": size}
+        message, _ = fit(
+            lambda part, cut: strict_dumps({**output, **extra, "input_text": part, "input_truncated": cut}),
+            text,
+            SQS_MAX_MESSAGE_BYTES,
         )
+        return message
 
-    def _observe(self, classified: list[tuple[str, Classification]], outcomes: dict[str, Outcome]) -> None:
+    def _quarantine_body(
+        self, message_id: str, reason: Reason, record: dict[str, Any], deadline: float | None
+    ) -> tuple[str, str | None]:
+        """Everything needed to fix and replay the event: the reason and the body (capped to fit the queue,
+        with its sha256 and size; the whole body in the archive bucket when one is configured)."""
+        attributes = record.get("attributes") or {}
+        raw = record.get("body")
+        body = raw if isinstance(raw, str) else ""
+        sha, size = digest(body)
+        head = {
+            "schema": QUARANTINE_SCHEMA,
+            "reason": reason.to_dict(),
+            "message_id": message_id,
+            "event_id": reason.event_id,
+            "source_arn": _text(record.get("eventSourceARN")),
+            "receive_count": _text(attributes.get("ApproximateReceiveCount") if isinstance(attributes, dict) else None),
+            "sent_timestamp": _text(attributes.get("SentTimestamp") if isinstance(attributes, dict) else None),
+            "model": self._model_ref,
+            "body_sha256": sha,
+            "body_bytes": size,
+        }
+
+        def build(part: str, cut: bool) -> str:
+            return strict_dumps({**head, "body": part, "body_truncated": cut})
+
+        start = max(DEFAULT_EMBED_BYTES, SQS_MAX_MESSAGE_BYTES // 2)
+        try:
+            text, cut = fit(build, body, SQS_MAX_MESSAGE_BYTES, start=start)
+        except Exception as exc:  # never leave a record without its quarantine message
+            head = {k: head[k] for k in ("schema", "message_id", "body_sha256", "body_bytes")}
+            head["reason"] = unprocessable("quarantine message", exc).to_dict()
+            return strict_dumps({**head, "body": None, "body_truncated": True}), None
+        if cut and self.archive is not None:
+            if self._out_of_time(deadline):
+                return text, "out of time before archiving the body"
+            error = self.archive.put(sha, body.encode("utf-8", errors="surrogatepass"))
+            if error is not None:
+                return text, error
+            head["body_archive"] = {"bucket": self.archive.bucket, "key": BodyArchive.key_for(sha)}
+            text, _ = fit(build, body, SQS_MAX_MESSAGE_BYTES, start=start)
+        return text, None
+
+    def _observe(
+        self, classified: list[tuple[str, Classification]], outcomes: dict[str, Outcome], deadline: float | None
+    ) -> None:
         assert self.observer is not None
         ok = [(mid, c) for mid, c in classified if outcomes[mid].error is None]
         quarantined = [
@@ -219,14 +363,25 @@ class ClassifierService:
             for mid, o in outcomes.items()
             if o.status == "quarantined" and o.error is None and o.reason is not None
         ]
+        if not ok and not quarantined:
+            return
         try:
-            failures = self.observer.observe(ok, quarantined, self.runtime)
-        except Exception as exc:
-            self.logger.exception("observer failed; the batch will be delivered again")
+            failures = self.observer.observe(ok, quarantined, self.runtime, deadline=deadline)
+        except (ClientError, BotoCoreError) as exc:
+            # The environment broke the window step: the records it touched are delivered again.
+            self.logger.warning(
+                "observer failed; these records will be delivered again", extra={"error_type": type(exc).__name__}
+            )
             ids = [mid for mid, _ in ok] + [mid for mid, _ in quarantined]
-            failures = {mid: f"observer failed: {exc}" for mid in ids}
+            failures = {mid: f"observer failed: {type(exc).__name__}" for mid in ids}
+        except Exception as exc:
+            # Not the environment: retrying cannot help and would republish the outputs. Counting of this
+            # batch is lost (logged, with the error type only); the outputs stand.
+            self.logger.error("observer failed; the batch is not counted", extra={"error_type": type(exc).__name__})
+            failures = {}
         for message_id, error in failures.items():
-            outcomes[message_id].error = error
+            if message_id in outcomes:
+                outcomes[message_id].error = error
 
     # -- telemetry ------------------------------------------------------------------------------
     def _emit_metrics(self, received: int, outcomes: dict[str, Outcome]) -> None:
@@ -276,3 +431,7 @@ class ClassifierService:
             self.logger.warning("record failed; SQS will deliver it again", extra={**fields, "error": outcome.error})
         else:
             self.logger.info("record done", extra=fields)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from aws_lambda_powertools import Logger
 
-from pigeonhole.adapters.dynamodb import CounterUpdate, DynamoDBAdapter, Marker
+from pigeonhole.adapters.dynamodb import CounterUpdate, DynamoDBAdapter, Marker, serialize_item
 from pigeonhole.classify.contract import Reason
 from pigeonhole.classify.routing import Classification
 from pigeonhole.drift import layout as keys
@@ -32,6 +32,7 @@ from pigeonhole.model.manifest import Manifest
 from pigeonhole.model.runtime import ModelRuntime
 
 REGISTRY_REFRESH_SECONDS = 86_400  # re-register daily: the entry's TTL follows the captures'
+MAX_KEY_BYTES = 2048  # DynamoDB partition key
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,14 @@ class WindowRecorder:
         classified: Sequence[tuple[str, Classification]],
         quarantined: Sequence[tuple[str, Reason]],
         runtime: ModelRuntime,
+        deadline: float | None = None,
     ) -> dict[str, str]:
-        """Count the batch; return {message_id: error} for records SQS must deliver again."""
+        """Count the batch; return {message_id: error} for records SQS must deliver again.
+
+        Only the environment fails a record here (a transaction that did not land, time running out
+        before ``deadline``, a monotonic time); a unit whose own content cannot be counted (a window
+        past the calendar's end, a value DynamoDB cannot store) is skipped and logged, never retried.
+        """
         manifest = runtime.manifest
         layout = self.layout(manifest)
         now = self.clock()
@@ -116,7 +123,7 @@ class WindowRecorder:
         def build(indices: Sequence[int]) -> list[CounterUpdate]:
             return self._window_updates([units[i] for i in indices], layout, version)
 
-        result = self.store.commit_once([u.marker for u in units], build)
+        result = self.store.commit_once([u.marker for u in units], build, deadline=deadline)
         failures: dict[str, str] = {}
         for i, error in result.failed.items():
             for message_id in units[i].message_ids:
@@ -182,39 +189,53 @@ class WindowRecorder:
             by_key[key].append(message_id)
             first.setdefault(key, (message_id, reason))
 
-        events = [(k, v[1]) for k, v in first.items() if isinstance(v[1], Classification)]
-        texts = [normalize_text(c.event.model_input) for _, c in events]
-        features = input_features(texts, runtime.vocabulary)
-        row = {k: i for i, (k, _) in enumerate(events)}
-
         units: list[_Unit] = []
+        skipped: Counter[str] = Counter()
         for key, (_, item) in first.items():
             ids = tuple(by_key[key])
-            if isinstance(item, Classification):
-                i = row[key]
-                units.append(
-                    _Unit(
-                        message_ids=ids,
-                        marker=Marker(self.predictions_table, self._prediction_marker(key, item, version, ttl)),
-                        window=item.window,
-                        predicted=item.label_index,
-                        confidence=item.confidence,
-                        review=item.route == "review",
-                        features={name: float(values[i]) for name, values in features.items()},
-                    )
-                )
-            else:
-                marker = {
-                    keys.PK: key,
-                    keys.TTL: ttl,
-                    "kind": "quarantine",
-                    "window": arrival_window,
-                    "reason": item.code,
-                }
-                units.append(
-                    _Unit(message_ids=ids, marker=Marker(self.predictions_table, marker), window=arrival_window)
-                )
+            try:
+                unit = self._unit(key, ids, item, runtime, version, ttl, arrival_window)
+                self._check(unit)
+            except Exception as exc:  # this unit's own content: skip it, count the rest
+                skipped[type(exc).__name__] += len(ids)
+                continue
+            units.append(unit)
+        if skipped:
+            self.logger.error("records not counted: their content cannot be counted", extra={"skipped": dict(skipped)})
         return units
+
+    def _unit(
+        self,
+        key: str,
+        ids: tuple[str, ...],
+        item: Classification | Reason,
+        runtime: ModelRuntime,
+        version: str,
+        ttl: int,
+        arrival_window: str,
+    ) -> _Unit:
+        if isinstance(item, Classification):
+            features = input_features([normalize_text(item.event.model_input)], runtime.vocabulary)
+            return _Unit(
+                message_ids=ids,
+                marker=Marker(self.predictions_table, self._prediction_marker(key, item, version, ttl)),
+                window=item.window,
+                predicted=item.label_index,
+                confidence=item.confidence,
+                review=item.route == "review",
+                features={name: float(values[0]) for name, values in features.items()},
+            )
+        marker = {keys.PK: key, keys.TTL: ttl, "kind": "quarantine", "window": arrival_window, "reason": item.code}
+        return _Unit(message_ids=ids, marker=Marker(self.predictions_table, marker), window=arrival_window)
+
+    def _check(self, unit: _Unit) -> None:
+        """Raise now, for this unit alone, what would otherwise raise for the whole batch in the transaction:
+        an item DynamoDB cannot store, a window whose TTL falls past the calendar's end."""
+        serialize_item(unit.marker.item)
+        if len(unit.marker.key.encode("utf-8")) > MAX_KEY_BYTES:
+            raise ValueError("marker key exceeds the DynamoDB partition key limit")
+        keys.expires_at(keys.parse_iso(unit.window), self.window_ttl_days)
+        serialize_item({"confidence": unit.confidence, **(unit.features or {})})
 
     def _prediction_marker(self, key: str, c: Classification, version: str, ttl: int) -> dict[str, Any]:
         """The dedup marker; with the prediction (a capture) when the event id is sampled."""
