@@ -12,6 +12,7 @@ from pigeonhole.constants import MODEL_FILE
 from pigeonhole.exceptions import ModelIntegrityError
 from pigeonhole.model.features import NORMALIZATION
 from pigeonhole.model.manifest import Manifest, load_manifest, read_verified
+from pigeonhole.model.onnx_check import MalformedModelError, external_tensors
 from pigeonhole.model.session import make_session, run_probabilities
 
 
@@ -33,12 +34,35 @@ class ModelRuntime:
                 f"this runtime implements {NORMALIZATION!r}"
             )
         model_bytes = read_verified(model_dir, manifest.model)
+        try:
+            external = external_tensors(model_bytes)
+        except MalformedModelError as exc:
+            raise ModelIntegrityError(f"{manifest.model.file} is not a well-formed ONNX model: {exc}") from None
+        if external:
+            raise ModelIntegrityError(
+                f"{manifest.model.file} keeps {external} tensor(s) in external data files the manifest does not "
+                "pin: a model package must be one self-contained file"
+            )
         vocabulary: frozenset[str] = frozenset()
         if manifest.vocabulary is not None:
             words = read_verified(model_dir, manifest.vocabulary).decode("utf-8").split("\n")
             vocabulary = frozenset(words) - {""}
         session = make_session(model_bytes, threads=threads)
-        return cls(manifest=manifest, session=session, vocabulary=vocabulary)
+        runtime = cls(manifest=manifest, session=session, vocabulary=vocabulary)
+        runtime.probe()
+        return runtime
+
+    def probe(self) -> None:
+        """One inference at load: a graph whose input/output names or probability shape do not match the
+        manifest is refused at cold start, not discovered on every batch (where it would retry forever)."""
+        try:
+            self.predict_proba(["pigeonhole load probe", "a second probe"])
+        except ModelIntegrityError:
+            raise
+        except Exception as exc:
+            raise ModelIntegrityError(
+                f"model failed its probe inference ({type(exc).__name__}): inputs or outputs do not match the manifest"
+            ) from exc
 
     @property
     def classes(self) -> list[str]:
