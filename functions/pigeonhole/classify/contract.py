@@ -157,7 +157,7 @@ def _coerce_time(doc: dict[str, Any]) -> dict[str, Any]:
 # newlines: an id holding them cannot be a DynamoDB key or a log correlation id, a text cannot be fed
 # to the model. Refused by the contract so no later step meets them.
 _UNSENDABLE = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_UNENCODABLE = re.compile("[\ud800-\udfff\x00]")  # in model input: not UTF-8, or a C string's end
+_UNENCODABLE = re.compile("[\ud800-\udfff]")  # in model input: not UTF-8 (onnxruntime raises UnicodeEncodeError)
 
 
 def _sendable(text: str) -> bool:
