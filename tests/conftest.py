@@ -48,3 +48,23 @@ def banking77_dir() -> Path:
     if not (path / "train.csv").is_file():
         pytest.skip(f"BANKING77 is not available at {path} (the shared datasets folder is absent)")
     return path
+
+
+# Property-based tests (Hypothesis): `ci` runs in `make test` (the property modules together try at
+# least 10,000 cases; each test sets its share with `settings(max_examples=...)`, scaled here), `soak`
+# multiplies them for `make soak`. Choose with PIGEONHOLE_HYPOTHESIS_PROFILE=soak.
+def _hypothesis_profiles() -> None:
+    from hypothesis import HealthCheck, settings
+
+    common = {
+        "deadline": None,  # no assertion on wall time; 2 shared cores make timings noisy
+        "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+        "derandomize": False,
+        "print_blob": True,
+    }
+    settings.register_profile("ci", **common)
+    settings.register_profile("soak", **common)
+    settings.load_profile(os.environ.get("PIGEONHOLE_HYPOTHESIS_PROFILE", "ci"))
+
+
+_hypothesis_profiles()
