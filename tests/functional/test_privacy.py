@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,7 +90,7 @@ def test_no_personal_data_in_logs_metrics_errors_or_reprs(
     stack: Stack, service: ClassifierService, context: Context, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logs = io.StringIO()
-    handler_module.logger.registered_handler.setStream(logs)  # type: ignore[attr-defined]
+    original = handler_module.logger.registered_handler.setStream(logs)  # type: ignore[attr-defined]
     capsys.readouterr()
     try:
         stack.send(_bodies()[:9])
@@ -102,7 +101,7 @@ def test_no_personal_data_in_logs_metrics_errors_or_reprs(
         stack.sqs.delete_queue(QueueUrl=stack.review_url)  # and once more with a publish failure
         handler_module.handler(event, context)
     finally:
-        handler_module.logger.registered_handler.setStream(sys.stdout)  # type: ignore[attr-defined]
+        handler_module.logger.registered_handler.setStream(original)  # type: ignore[attr-defined]
     printed = capsys.readouterr()
     surfaces = {
         "logs": logs.getvalue(),
