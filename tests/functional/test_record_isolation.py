@@ -356,3 +356,55 @@ def test_throttled_window_step_gives_up_before_the_deadline(
     assert "out of time" in outcome.error
     assert clock[0] <= deadline
     assert 1 < faulty.calls < 50
+
+
+def test_a_truncated_body_is_kept_whole_in_the_archive_bucket(stack: Stack, tiny_model: Path, context: Context) -> None:
+    """With PIGEONHOLE_QUARANTINE_BUCKET set, the body a quarantine message could only embed a prefix
+    of is stored whole under its sha256 (idempotent on redelivery), and the message says where."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="test-quarantine-bodies")
+    settings = Settings(
+        model_dir=tiny_model,
+        review_queue_url=stack.review_url,
+        quarantine_queue_url=stack.quarantine_url,
+        output_bus_name=NAMES.output_bus,
+        quarantine_bucket="test-quarantine-bodies",
+    )
+    service = handler_module.build_service(settings, session=boto3.Session(region_name=REGION))
+    handler_module.reset_for_tests(service)
+    big = "é" * (120 * 1024)
+    try:
+        stack.send([big, "{small"])
+        event = stack.receive_event()
+        assert _ids(handler_module.handler(event, context)) == []
+        assert _ids(handler_module.handler(event, context)) == []  # redelivered: same object, same message
+    finally:
+        handler_module.reset_for_tests(None)
+    messages = [m for m in _everything(stack)["quarantine"] if m["body_truncated"]]
+    assert len(messages) == 2
+    archive = messages[0]["body_archive"]
+    assert archive == messages[1]["body_archive"]
+    assert archive["bucket"] == "test-quarantine-bodies"
+    stored = s3.get_object(Bucket=archive["bucket"], Key=archive["key"])["Body"].read()
+    assert stored == big.encode()
+    assert archive["key"].endswith(hashlib.sha256(stored).hexdigest())
+    assert len(s3.list_objects_v2(Bucket="test-quarantine-bodies")["Contents"]) == 1, "small bodies are not archived"
+
+
+def test_an_archive_failure_retries_only_that_record(stack: Stack, tiny_model: Path, context: Context) -> None:
+    settings = Settings(
+        model_dir=tiny_model,
+        review_queue_url=stack.review_url,
+        quarantine_queue_url=stack.quarantine_url,
+        output_bus_name=NAMES.output_bus,
+        quarantine_bucket="no-such-bucket",
+    )
+    service = handler_module.build_service(settings, session=boto3.Session(region_name=REGION))
+    big = "x" * (200 * 1024) + '"' * (40 * 1024)
+    stack.send([big, "{small", _body("good-0", GOOD[0])])
+    event = stack.receive_event()
+    outcomes = service.classify_batch(event["Records"])
+    failed = [mid for mid, o in outcomes.items() if o.error is not None]
+    assert failed == [next(r["messageId"] for r in event["Records"] if r["body"] == big)]
+    assert "NoSuchBucket" in (outcomes[failed[0]].error or "")
+    assert len(_everything(stack)["quarantine"]) == 1
