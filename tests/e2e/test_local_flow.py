@@ -195,7 +195,8 @@ def test_send_reaches_the_classifier_via_queue_and_bus(system: LocalResources, r
     from pigeonhole_tools.local.cli import local_app
 
     prefix = system.names.prefix
-    body = json.dumps({"id": "send-bus-1", "time": "2026-01-01T00:00:00Z", "text": "I lost my card on the train"})
+    now = datetime.now(UTC).isoformat()  # a plausible time: within the window around arrival
+    body = json.dumps({"id": "send-bus-1", "time": now, "text": "I lost my card on the train"})
     bus = send_event(system.endpoint, prefix=prefix, region=system.region, body=body, via="bus", max_attempts=1)
     assert bus.event_id == "send-bus-1"
     result = CliRunner().invoke(

@@ -441,6 +441,7 @@ def test_the_classifier_counts_its_batches_through_the_handler(stack: Stack, tmp
         output_bus_name=NAMES.output_bus,
         windows_table=WINDOWS,
         predictions_table=PREDICTIONS,
+        event_max_age_seconds=100 * 365 * 86_400,  # the events carry fixed times (2026-11-29)
     )
     service = handler_module.build_service(settings, session=boto3.Session(region_name="us-east-1"))
     assert isinstance(service.observer, WindowRecorder)
