@@ -54,6 +54,8 @@ class ResourceNames:
     windows_table: str = _named("windows")
     predictions_table: str = _named("predictions")
     feedback_table: str = _named("feedback")
+    # Buckets (a base name: S3 names are global, so the physical name adds account and region).
+    quarantine_bucket: str = _named("quarantine-bodies")
     # Functions, topics, dashboard.
     classifier_function: str = _named("classifier")
     drift_function: str = _named("drift")

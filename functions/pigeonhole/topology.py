@@ -1,4 +1,4 @@
-"""Every queue, bus, rule and table of Pigeonhole as plain data: the one source for infra, the local runtime and tests.
+"""Every queue, bus, rule, table and bucket of Pigeonhole as plain data: one source for infra, local and tests.
 
 Why plain data (the pattern of `pigeonhole.alarms`): the CDK stack (infra/) builds each spec, the
 local runtime (`pigeonhole_tools.local.emulator`) provisions the same specs on moto, and contract
@@ -12,7 +12,7 @@ locally (the output sink that stands in for the output bus's consumers). Values 
 function settings (visibility timeouts, the drift schedule) are computed from `Timing`.
 
 Read it programmatically: ``build(names, timing)`` gives a `Topology`; ``queues(names)``,
-``buses(names)``, ``rules(names)`` and ``tables(names)`` give one kind.
+``buses(names)``, ``rules(names)``, ``tables(names)`` and ``buckets(names)`` give one kind.
 """
 
 from __future__ import annotations
@@ -37,6 +37,11 @@ HUMAN_QUEUE_VISIBILITY_S: Final = 300  # review/quarantine are read by people an
 # SQS reuses a KMS data key for this long: fewer KMS requests (cost) for a bounded key-reuse window.
 DATA_KEY_REUSE_S: Final = 3600
 DRIFT_RETRY_ATTEMPTS: Final = 2
+# Full bodies of quarantined events outlive their quarantine message, so a reader can always fetch one.
+QUARANTINE_BODY_RETENTION_DAYS: Final = 30
+S3_MAX_NAME: Final = 63
+# `-<12-digit account>-<region>`; the longest region names (e.g. ap-southeast-5, us-gov-west-1) are 14.
+_BUCKET_SUFFIX_MAX: Final = 1 + 12 + 1 + 14
 BillingMode = Literal["PAY_PER_REQUEST", "PROVISIONED"]
 BILLING_ON_DEMAND: Final[BillingMode] = "PAY_PER_REQUEST"  # traffic is bursty and idle costs nothing
 
@@ -187,7 +192,25 @@ class TableSpec:
         return tuple(k.name for k in (self.partition_key, self.sort_key) if k is not None)
 
 
-Spec = QueueSpec | BusSpec | RuleSpec | TableSpec
+@dataclass(frozen=True)
+class BucketSpec:
+    """One S3 bucket, private, TLS-only, objects expiring after `expire_after_days`; `kms`: the data key.
+
+    S3 names are global across every AWS account, so `name` is a base: the physical name is
+    `physical_name(account, region)` in the stack and locally (moto's account) alike.
+    """
+
+    id: str
+    name: str
+    expire_after_days: int
+    kms: bool = True
+    where: Where = Where.EVERYWHERE
+
+    def physical_name(self, account: str, region: str) -> str:
+        return f"{self.name}-{account}-{region}"
+
+
+Spec = QueueSpec | BusSpec | RuleSpec | TableSpec | BucketSpec
 
 
 @dataclass(frozen=True)
@@ -200,9 +223,10 @@ class Topology:
     buses: tuple[BusSpec, ...]
     rules: tuple[RuleSpec, ...]
     tables: tuple[TableSpec, ...]
+    buckets: tuple[BucketSpec, ...] = ()
 
     def __iter__(self) -> Iterator[Spec]:
-        specs: tuple[Spec, ...] = (*self.queues, *self.buses, *self.rules, *self.tables)
+        specs: tuple[Spec, ...] = (*self.queues, *self.buses, *self.rules, *self.tables, *self.buckets)
         yield from specs
 
     def _where(self, place: Literal["deployed", "local"]) -> Topology:
@@ -216,6 +240,7 @@ class Topology:
             tuple(s for s in self.buses if here(s)),
             tuple(s for s in self.rules if here(s)),
             tuple(s for s in self.tables if here(s)),
+            tuple(s for s in self.buckets if here(s)),
         )
 
     def deployed(self) -> Topology:
@@ -238,6 +263,10 @@ class Topology:
 
     def bus(self, name: str) -> BusSpec:
         return _by_name(self.buses, name)
+
+    def bucket(self, name: str) -> BucketSpec:
+        """The bucket spec with this base name."""
+        return _by_name(self.buckets, name)
 
 
 def _by_name(specs: tuple[Any, ...], name: str) -> Any:
@@ -335,12 +364,26 @@ def tables(names: ResourceNames) -> tuple[TableSpec, ...]:
     )
 
 
+def buckets(names: ResourceNames) -> tuple[BucketSpec, ...]:
+    """Full bodies of quarantined events too large to embed in their quarantine message (by sha256)."""
+    return (BucketSpec("quarantine_bucket", names.quarantine_bucket, QUARANTINE_BODY_RETENTION_DAYS),)
+
+
 def build(names: ResourceNames, timing: Timing | None = None) -> Topology:
     """The whole system for one prefix; check it before anyone builds from it."""
     t = timing or Timing()
-    topology = Topology(names, t, queues(names, t), buses(names), rules(names, t), tables(names))
+    topology = Topology(names, t, queues(names, t), buses(names), rules(names, t), tables(names), buckets(names))
     _check(topology)
     return topology
+
+
+def _check_buckets(topology: Topology, queue_names: Mapping[str, QueueSpec]) -> None:
+    for b in topology.buckets:
+        if len(b.name) + _BUCKET_SUFFIX_MAX > S3_MAX_NAME:
+            raise ValueError(f"{b.name}: with account and region the bucket name could pass S3's {S3_MAX_NAME}")
+        quarantine = queue_names.get(topology.names.quarantine_queue)
+        if quarantine is not None and b.expire_after_days * DAY_S < quarantine.retention_s:
+            raise ValueError(f"{b.name}: bodies must outlive the quarantine messages that point at them")
 
 
 def _check(topology: Topology) -> None:
@@ -360,6 +403,7 @@ def _check(topology: Topology) -> None:
             dlq = queue_names[q.redrive.dead_letter_queue]
             if not dlq.dead_letter or dlq.retention_s < q.retention_s:
                 raise ValueError(f"{q.name}: its DLQ must be a dead-letter queue that keeps messages longer")
+    _check_buckets(topology, queue_names)
     for r in topology.rules:
         if (r.pattern is None) == (r.schedule is None):
             raise ValueError(f"{r.name}: a rule has either an event pattern or a schedule")

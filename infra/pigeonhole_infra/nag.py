@@ -32,6 +32,16 @@ DLQ_REASON = (
     "This queue is itself a dead-letter queue: {what}. cdk-nag only recognises DLQs named in another queue's "
     "RedrivePolicy. A DLQ behind a DLQ would only hide failures; the depth alarm on this queue notifies instead."
 )
+ACCESS_LOG_REASON = (
+    "The quarantine-bodies bucket is written only by the classifier's role (PutObject under quarantine/, "
+    "TLS-only, public access blocked, KMS-encrypted) and read by operators investigating a quarantined event. "
+    "Server access logs would need a second bucket that holds logs of this one; object-level access is "
+    "audited with CloudTrail data events where an account enables them."
+)
+BODY_KEYS_REASON = (
+    "s3:PutObject on quarantine/* of the one quarantine-bodies bucket: each object's key is the sha256 of a "
+    "quarantined body, known only at run time. The wildcard is the object key under that prefix, nothing wider."
+)
 CANARY_REASON = (
     "lambda:GetProvisionedConcurrencyConfig on the versions of this one function: CodeDeploy reads the "
     "provisioned concurrency of the version it shifts traffic to, and that version is published by the same "
@@ -56,6 +66,7 @@ def add_checks(app: cdk.App) -> None:
 def acknowledgements(stack: PigeonholeStack) -> list[Ack]:
     """Every finding we accept in this stack, with its reason."""
     canary_fn = stack.get_logical_id(_cfn(stack.classifier.function))
+    bodies = stack.get_logical_id(_cfn(stack.quarantine_bucket))
     acks: list[Ack] = []
     for fn in ("Classifier/Classifier", "Drift/Drift", "Feedback/Feedback"):
         acks.append(Ack(f"{fn}/Role", "AwsSolutions-IAM5[Resource::*]", XRAY_REASON))
@@ -80,6 +91,10 @@ def acknowledgements(stack: PigeonholeStack) -> list[Ack]:
             ),
         ),
         Ack("Canary/ServiceRole", f"AwsSolutions-IAM5[Resource::<{canary_fn}.Arn>:*]", CANARY_REASON),
+        Ack("QuarantineBodies", "AwsSolutions-S1", ACCESS_LOG_REASON),
+        Ack(
+            "Classifier/Classifier/Role", f"AwsSolutions-IAM5[Resource::<{bodies}.Arn>/quarantine/*]", BODY_KEYS_REASON
+        ),
     ]
     return acks
 

@@ -19,6 +19,7 @@ from pigeonhole_infra.constructs.function import function_code
 from pigeonhole_infra.constructs.layers import ModelLayer, RuntimeLayer
 from pigeonhole_infra.constructs.queues import QueueWithDlq
 from pigeonhole_infra.constructs.security import DataKey
+from pigeonhole_infra.constructs.storage import build_bucket
 from pigeonhole_infra.constructs.tables import Tables
 from pigeonhole_infra.nag import acknowledge
 
@@ -78,6 +79,14 @@ class PigeonholeStack(cdk.Stack):
         self.tables = Tables(
             self, "Tables", topology=topology, key=key, destroy_on_teardown=config.destroy_data_on_teardown
         )
+        quarantine_bodies = topology.bucket(names.quarantine_bucket)
+        self.quarantine_bucket = build_bucket(
+            self,
+            "QuarantineBodies",
+            spec=quarantine_bodies,
+            key=key,
+            destroy_on_teardown=config.destroy_data_on_teardown,
+        )
 
         runtime_layer = RuntimeLayer(
             self, "RuntimeLayer", arch=config.architecture, python_version=config.python_version
@@ -100,6 +109,7 @@ class PigeonholeStack(cdk.Stack):
             output_bus=self.buses.output_bus,
             windows_table=self.tables.windows,
             predictions_table=self.tables.predictions,
+            quarantine_bucket=self.quarantine_bucket,
         )
         self.drift = DriftTracker(
             self,
@@ -146,6 +156,7 @@ class PigeonholeStack(cdk.Stack):
         cdk.CfnOutput(self, "IngestQueueUrl", value=self.ingest.queue.queue_url)
         cdk.CfnOutput(self, "ReviewQueueUrl", value=self.review.queue.queue_url)
         cdk.CfnOutput(self, "QuarantineQueueUrl", value=self.quarantine.queue.queue_url)
+        cdk.CfnOutput(self, "QuarantineBucketName", value=self.quarantine_bucket.bucket_name)
         cdk.CfnOutput(self, "OnCallTopicArn", value=self.alerting.oncall_topic.topic_arn)
         cdk.CfnOutput(self, "ModelVersion", value=model.manifest.version)
 

@@ -275,3 +275,38 @@ def test_demo_fails_when_the_handler_fails_on_real_traffic(model_dir: Path, tmp_
     assert not report.ok
     assert report.first_error is not None
     assert "model failed to load" in report.first_error
+
+
+def test_a_body_too_large_to_embed_is_kept_whole_in_the_quarantine_bucket(
+    system: LocalResources, real_handler: Handler
+) -> None:
+    """Nothing a producer sent is lost: the quarantine message carries a prefix, the bucket the rest."""
+    import hashlib
+
+    from pigeonhole_tools.local.emulator import s3_client, sqs_client
+
+    # 200 KB of JSON escapes: each `\n` (2 bytes) re-escapes to 3, so the embedded body cannot fit 256 KiB.
+    body = json.dumps({"id": "big-1", "time": datetime.now(UTC).isoformat(), "text": "line\n" * 40_000})
+    assert 190_000 < len(body.encode()) < 256 * 1024
+    sqs = sqs_client(system.endpoint, system.region, max_attempts=1)
+    sqs.send_message(QueueUrl=system.ingest.url, MessageBody=body)
+    poller = SqsEventSourcePoller.for_resources(system, real_handler, max_attempts=1, wait_time_seconds=0)
+    assert poller.run(until_drained=True, max_seconds=60)
+
+    messages = sqs.receive_message(QueueUrl=system.quarantine.url, MaxNumberOfMessages=10)["Messages"]
+    (raw,) = [m["Body"] for m in messages]
+    assert len(raw.encode()) <= 256 * 1024
+    message = json.loads(raw)
+    assert message["reason"]["code"] == "body_too_large"
+    assert message["body_truncated"] is True
+    assert body.startswith(message["body"])
+    archive = message["body_archive"]
+    assert archive["bucket"] == system.quarantine_bucket
+    stored = (
+        s3_client(system.endpoint, system.region, max_attempts=1)
+        .get_object(Bucket=archive["bucket"], Key=archive["key"])["Body"]
+        .read()
+    )
+    assert stored == body.encode()
+    assert hashlib.sha256(stored).hexdigest() == message["body_sha256"]
+    assert message["body_bytes"] == len(stored)

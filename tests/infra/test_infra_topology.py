@@ -4,6 +4,7 @@ and no other module defines a queue, bus, rule or table (the pattern of test_inf
 from __future__ import annotations
 
 import ast
+import json
 from typing import Any
 
 import pytest
@@ -153,7 +154,12 @@ BUILDERS = {
     "events.Rule": {"infra/pigeonhole_infra/constructs/buses.py", "infra/pigeonhole_infra/constructs/companions.py"},
     "create_table": {"functions/pigeonhole_tools/local/provisioning.py"},
     "create_event_bus": {"functions/pigeonhole_tools/local/provisioning.py"},
-    "put_rule": {"functions/pigeonhole_tools/local/provisioning.py"},
+    "put_rule": {
+        "functions/pigeonhole_tools/local/provisioning.py",
+        # The deploy rehearsal's read-back: a capture rule (outside the stack's prefix) on the deployed
+        # output bus, standing in for the bus's consumers the way the local output sink does.
+        "functions/pigeonhole_tools/local/rehearsal/drive.py",
+    },
 }
 SCANNED = ["functions", "infra/pigeonhole_infra", "tests/functional", "tests/e2e"]
 
@@ -182,3 +188,49 @@ def test_tables_buses_and_rules_are_built_only_from_specs() -> None:
                 f"{relative}:{line} calls {name}" for name, line in _calls(relative) if relative not in BUILDERS[name]
             ]
     assert not offenders, offenders
+
+
+def test_buckets_have_their_specs_name_encryption_expiry_and_tls(synthesized: Synthesized) -> None:
+    buckets = synthesized.of_type("AWS::S3::Bucket")
+    specs = _topology(synthesized).buckets
+    assert len(buckets) == len(specs) == 1
+    (spec,) = specs
+    ((lid, bucket),) = buckets.items()
+    props = bucket["Properties"]
+    # S3 names are global: the spec's base name plus this account and region.
+    assert props["BucketName"] == {
+        "Fn::Join": ["", [f"{spec.name}-", {"Ref": "AWS::AccountId"}, "-", {"Ref": "AWS::Region"}]]
+    }
+    (sse,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == ("aws:kms" if spec.kms else "AES256")
+    assert ("KMSMasterKeyID" in sse["ServerSideEncryptionByDefault"]) is spec.kms
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == spec.expire_after_days
+    assert rule["Status"] == "Enabled"
+    (policy,) = synthesized.of_type("AWS::S3::BucketPolicy").values()
+    assert ref_id(policy["Properties"]["Bucket"]) == lid
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
+    )
+
+
+def test_only_the_classifier_writes_quarantined_bodies_under_their_prefix(synthesized: Synthesized) -> None:
+    (lid,) = synthesized.of_type("AWS::S3::Bucket")
+    writers = []
+    for policy in synthesized.of_type("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            if any(lid in json.dumps(r) for r in resources):
+                writers.append((policy["Properties"]["Roles"], statement))
+    assert len(writers) == 1
+    ((roles, statement),) = writers
+    assert statement["Action"] == "s3:PutObject"
+    assert statement["Resource"] == {"Fn::Join": ["", [{"Fn::GetAtt": [lid, "Arn"]}, "/quarantine/*"]]}
+    assert "Classifier" in json.dumps(roles)

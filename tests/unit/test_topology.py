@@ -191,6 +191,38 @@ def test_local_provisioning_creates_exactly_the_local_specs(clients: Clients) ->
         assert pitr == ("ENABLED" if spec.pitr else "DISABLED")
 
 
+def test_local_buckets_are_private_expiring_and_named_for_the_account() -> None:
+    from pigeonhole_tools.local.provisioning import MOTO_ACCOUNT
+
+    with mock_aws():
+        config = Config(retries={"max_attempts": 1})
+        s3 = boto3.client("s3", region_name=REGION, config=config)
+        c = Clients(*(boto3.client(s, region_name=REGION, config=config) for s in ("sqs", "events", "dynamodb")))
+        top = topo.build(NAMES)
+        made = create_topology(c.sqs, c.events, c.dynamodb, top, s3=s3)
+        (spec,) = top.local().buckets
+        assert made.buckets == {spec.name: f"{spec.name}-{MOTO_ACCOUNT}-{REGION}"}
+        name = made.buckets[spec.name]
+        assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == [name]
+        block = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+        assert all(block.values())
+        (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+        assert rule["Expiration"]["Days"] == spec.expire_after_days
+        (sse,) = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
+        assert sse["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+        # Without an S3 client (the drift harness, table-only tests) no bucket is made.
+        assert create_topology(c.sqs, c.events, c.dynamodb, topo.build(ResourceNames("other"))).buckets == {}
+
+
+def test_bucket_names_must_fit_s3s_limit_and_outlive_quarantine_messages() -> None:
+    top = topo.build(NAMES)
+    (bucket,) = top.buckets
+    with pytest.raises(ValueError, match="63"):
+        topo._check(replace(top, buckets=(replace(bucket, name="x" * 40),)))
+    with pytest.raises(ValueError, match="outlive"):
+        topo._check(replace(top, buckets=(replace(bucket, expire_after_days=1),)))
+
+
 def test_routing_follows_the_rule_specs(clients: Clients) -> None:
     """Events go to the ingest queue, labels to the feedback queue, classifications to the local sink."""
     made = create_topology(clients.sqs, clients.events, clients.dynamodb, topo.build(NAMES))

@@ -34,6 +34,7 @@ from pigeonhole_tools.local.provisioning import Provisioned, QueueRef, create_to
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
 LOOPBACK = "127.0.0.1"
@@ -132,6 +133,11 @@ def dynamodb_client(endpoint: str, region: str = DEFAULT_REGION, max_attempts: i
     return _session(region).client("dynamodb", endpoint_url=require_loopback(endpoint), config=_config(max_attempts))
 
 
+def s3_client(endpoint: str, region: str = DEFAULT_REGION, max_attempts: int = 3) -> S3Client:
+    """An S3 client bound to the moto endpoint."""
+    return _session(region).client("s3", endpoint_url=require_loopback(endpoint), config=_config(max_attempts))
+
+
 def events_client(endpoint: str, region: str = DEFAULT_REGION, max_attempts: int = 3) -> EventBridgeClient:
     """An EventBridge client bound to the moto endpoint."""
     return _session(region).client("events", endpoint_url=require_loopback(endpoint), config=_config(max_attempts))
@@ -160,6 +166,7 @@ class LocalResources:
     output_rule_name: str
     windows_table: str
     predictions_table: str
+    quarantine_bucket: str  # physical name: full bodies of quarantined events too large to embed
     function_name: str
     topology: topo.Topology  # the local specs this system was provisioned from
     provisioned: Provisioned  # every queue, bus, rule and table it made, by physical name
@@ -179,6 +186,7 @@ class LocalResources:
             c.ENV_OUTPUT_BUS_NAME: self.output_bus_name,
             c.ENV_WINDOWS_TABLE: self.windows_table,
             c.ENV_PREDICTIONS_TABLE: self.predictions_table,
+            c.ENV_QUARANTINE_BUCKET: self.quarantine_bucket,
             c.ENV_SERVICE_NAME: c.DEFAULT_SERVICE,
             c.ENV_METRICS_NAMESPACE: c.DEFAULT_NAMESPACE,
             c.ENV_ORT_TELEMETRY: "1",
@@ -195,6 +203,7 @@ class LocalResources:
         out["output_bus"] = self.output_bus_name
         out["windows_table"] = self.windows_table
         out["predictions_table"] = self.predictions_table
+        out["quarantine_bucket"] = self.quarantine_bucket
         return out
 
 
@@ -327,6 +336,7 @@ def provision(
         events_client(endpoint, region, max_attempts),
         dynamodb_client(endpoint, region, max_attempts),
         topology,
+        s3=s3_client(endpoint, region, max_attempts),
     )
     queues = made.queues
     return LocalResources(
@@ -349,6 +359,7 @@ def provision(
         output_rule_name=names.output_rule,
         windows_table=names.windows_table,
         predictions_table=names.predictions_table,
+        quarantine_bucket=made.buckets[names.quarantine_bucket],
         function_name=names.classifier_function,
         topology=topology,
         provisioned=made,

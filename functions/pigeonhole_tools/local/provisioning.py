@@ -2,8 +2,9 @@
 
 The moto server of `local up` and the demo (`emulator.provision`), in-process moto in the functional
 tests and the drift harness's sandbox all call `create_topology` (or `create_tables`), so every local
-queue, bus, rule and table is made here, from its spec. What is not applied: KMS (moto does not
-encrypt and there is no key locally) and the deployed-only specs (the drift schedule and its DLQ).
+queue, bus, rule, table and bucket is made here, from its spec. What is not applied: KMS (moto does
+not encrypt and there is no key locally; buckets get S3-managed encryption instead) and the
+deployed-only specs (the drift schedule and its DLQ).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     )
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_events.type_defs import TargetTypeDef
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.literals import QueueAttributeNameType
 
@@ -57,12 +59,13 @@ def _queue_policy(queue_arn: str, source_arn: str) -> str:
 
 @dataclass(frozen=True)
 class Provisioned:
-    """What `create_topology` made, by physical name: queues, bus ARNs, rule ARNs and tables."""
+    """What `create_topology` made, by physical name: queues, bus ARNs, rule ARNs, tables and buckets."""
 
     queues: dict[str, QueueRef] = field(default_factory=dict)
     buses: dict[str, str] = field(default_factory=dict)
     rules: dict[str, str] = field(default_factory=dict)
     tables: list[str] = field(default_factory=list)
+    buckets: dict[str, str] = field(default_factory=dict)  # spec (base) name -> physical bucket name
 
 
 def _queue_attributes(spec: topo.QueueSpec, made: Mapping[str, QueueRef]) -> dict[QueueAttributeNameType, str]:
@@ -165,6 +168,49 @@ def create_table(dynamodb: DynamoDBClient, spec: topo.TableSpec) -> None:
         )
 
 
+# moto's default account: what `sts get-caller-identity` answers for the local runtime's fake credentials.
+MOTO_ACCOUNT = "123456789012"
+
+
+def create_bucket(s3: S3Client, spec: topo.BucketSpec, account: str = MOTO_ACCOUNT) -> str:
+    """A private bucket whose objects expire as the spec says; returns its physical name."""
+    name = spec.physical_name(account, s3.meta.region_name)
+    if s3.meta.region_name == "us-east-1":
+        s3.create_bucket(Bucket=name)
+    else:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})  # type: ignore[typeddict-item]
+    s3.put_public_access_block(
+        Bucket=name,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=name,
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": "expire",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": ""},
+                    "Expiration": {"Days": spec.expire_after_days},
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                }
+            ]
+        },
+    )
+    return name
+
+
 def create_tables(dynamodb: DynamoDBClient, names: ResourceNames) -> list[str]:
     """Only the tables of the topology (the drift harness and monitoring tests need no queues)."""
     specs = topo.build(names).local().tables
@@ -180,10 +226,12 @@ def create_topology(
     topology: topo.Topology,
     *,
     rules: bool = True,
+    s3: S3Client | None = None,
 ) -> Provisioned:
     """Provision every spec that exists locally (`topology.local()`), dead-letter queues before their sources.
 
     `rules=False` leaves the buses without rules, so nothing is routed (a simulation that discards outputs).
+    Buckets are made only when an S3 client is given (the drift harness and table-only tests need none).
     """
     local = topology.local()
     made = Provisioned()
@@ -196,6 +244,9 @@ def create_topology(
     for table in local.tables:
         create_table(dynamodb, table)
         made.tables.append(table.name)
+    if s3 is not None:
+        for bucket in local.buckets:
+            made.buckets[bucket.name] = create_bucket(s3, bucket)
     return made
 
 

@@ -13,9 +13,11 @@ from collections.abc import Sequence
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -30,6 +32,7 @@ from pigeonhole_infra.config import (
 )
 from pigeonhole_infra.constructs.function import PigeonholeFunction
 from pigeonhole_infra.constructs.security import KMS_DYNAMODB, KMS_SQS_PRODUCER
+from pigeonhole_infra.constructs.storage import QUARANTINE_OBJECTS
 
 
 class Classifier(Construct):
@@ -50,6 +53,7 @@ class Classifier(Construct):
         output_bus: events.IEventBus,
         windows_table: dynamodb.ITable,
         predictions_table: dynamodb.ITable,
+        quarantine_bucket: s3.IBucket,
     ) -> None:
         super().__init__(scope, construct_id)
         environment = {
@@ -60,6 +64,7 @@ class Classifier(Construct):
             c.ENV_WINDOW_SECONDS: str(config.window_seconds),
             ENV_WINDOWS_TABLE: windows_table.table_name,
             ENV_PREDICTIONS_TABLE: predictions_table.table_name,
+            c.ENV_QUARANTINE_BUCKET: quarantine_bucket.bucket_name,
         }
         if config.review_threshold is not None:
             environment[c.ENV_REVIEW_THRESHOLD] = str(config.review_threshold)
@@ -90,6 +95,14 @@ class Classifier(Construct):
         windows_table.grant(self.role, "dynamodb:UpdateItem")
         # Sampled prediction capture, later joined with labels by event id.
         predictions_table.grant(self.role, "dynamodb:PutItem")
+        # Full bodies of large quarantined events, keyed by sha256 (PutObject only, under its own prefix;
+        # CDK's grant_put would add object tagging, legal hold and retention). SSE-KMS needs the same
+        # kms:GenerateDataKey the SQS producer grant already gives.
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=[quarantine_bucket.arn_for_objects(QUARANTINE_OBJECTS)]
+            )
+        )
         key.grant(self.role, *KMS_SQS_PRODUCER, *KMS_DYNAMODB)
 
         provisioned = config.warm_mode == "provisioned"

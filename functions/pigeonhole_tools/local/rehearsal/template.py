@@ -34,6 +34,7 @@ SKIPPED_TYPES: Final = frozenset(
         "AWS::CodeDeploy::DeploymentGroup",
         "AWS::Lambda::Alias",
         "AWS::Lambda::EventInvokeConfig",
+        "AWS::S3::BucketPolicy",
         "AWS::SNS::TopicPolicy",
         "AWS::SQS::QueuePolicy",
     }
