@@ -17,8 +17,8 @@ from pigeonhole_tools.reliability.config import FaultPlan, RunConfig
 from pigeonhole_tools.reliability.report import invariants, to_dict
 from pigeonhole_tools.reliability.run import run_faults
 
-EVENTS = 1_500
-POISON = 3
+EVENTS = 1_000
+POISON = 2
 
 
 @pytest.mark.slow
