@@ -113,24 +113,17 @@ def _session(region: str) -> boto3.Session:
 
 
 def provision_feedback(resources: LocalResources) -> FeedbackResources:
-    """The feedback queue (+ DLQ, maxReceiveCount 5) and table: the stack has them, the local runtime not yet."""
-    from pigeonhole.naming import MAX_RECEIVE_COUNT
-    from pigeonhole_tools.monitoring.sandbox import create_table
-
+    """The feedback queue, its DLQ and the feedback table, as the topology provisions them locally."""
     sqs = sqs_client(resources.endpoint, resources.region, 1)
-    prefix = resources.names.prefix
 
-    def queue(name: str, attrs: dict[str, str]) -> QueueRef:
-        url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]  # type: ignore[arg-type]
+    def queue(name: str) -> QueueRef:
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         return QueueRef(name, url, arn)
 
-    dlq = queue(f"{resources.names.feedback_queue}-dlq", {})
-    redrive = json.dumps({"deadLetterTargetArn": dlq.arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
-    main = queue(resources.names.feedback_queue, {"RedrivePolicy": redrive, "VisibilityTimeout": "60"})
-    table = f"{prefix}-feedback"
-    create_table(dynamodb_client(resources.endpoint, resources.region, 1), table, sort_key=False)
-    return FeedbackResources(main, dlq, table)
+    main = queue(resources.names.feedback_queue)
+    dlq = queue(f"{resources.names.feedback_queue}-dlq")
+    return FeedbackResources(main, dlq, resources.names.feedback_table)
 
 
 # -- producing -------------------------------------------------------------------------------------
