@@ -9,7 +9,7 @@ export ORT_DISABLE_TELEMETRY := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv demo up test lint format model synth synth-cli layers lock bench clean
+.PHONY: help venv demo up test soak lint format model synth synth-cli layers lock bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -40,6 +40,11 @@ format: $(STAMP)
 
 test: lint infra/node_modules  ## lint, then every test (unit, functional, end to end, model, infra)
 	$(BIN)/pytest
+
+soak: $(STAMP)  ## long reliability runs: 100,000 events under faults (10 % and 30 %) and 100,000 in one warm process
+	mkdir -p .local
+	$(BIN)/pigeonhole reliability faults --events 100000 --rate 0.1 --rate 0.3 --report .local/soak-faults.json
+	$(BIN)/pigeonhole reliability load --events 100000 --checkpoint-every 10000 --tracemalloc --report .local/soak-load.json
 
 model: $(STAMP)  ## rebuild the default BANKING77 model package into layers/model
 	$(BIN)/pigeonhole model build --data $(DATASETS)/banking77/train.csv --eval-data $(DATASETS)/banking77/test.csv \

@@ -11,12 +11,15 @@ def _register() -> None:
     from pigeonhole_tools.bench import bench_app
     from pigeonhole_tools.local.cli import local_app
     from pigeonhole_tools.monitoring.cli import harness_app
+    from pigeonhole_tools.reliability.cli import dlq_app, reliability_app
     from pigeonhole_tools.training.cli import model_app
 
     app.add_typer(model_app, name="model", help="Build and inspect model packages.")
     app.add_typer(local_app, name="local", help="Run the whole flow on this machine against moto.")
     app.add_typer(harness_app, name="drift", help="Drift reports, charts and the detector-quality harness.")
     app.add_typer(bench_app, name="bench", help="Measure cold start and inference latency.")
+    app.add_typer(reliability_app, name="reliability", help="Faults through moto and the poller; load held.")
+    app.add_typer(dlq_app, name="dlq", help="Dead-letter queues: redrive.")
 
 
 _register()
