@@ -29,6 +29,9 @@ CONTEXT_KEY: Final = "pigeonhole"
 Architecture = Literal["x86_64", "arm64"]
 WarmMode = Literal["provisioned", "snapstart", "none"]
 PythonVersion = Literal["3.12", "3.13"]
+# "required": synthesis fails unless an on-call endpoint is set; "none": a stack that may page nobody
+# (a sandbox), said explicitly. Not `str | None`: the string "none" must not read as "unset".
+OnCall = Literal["required", "none"]
 
 # Environment variables of the monitoring tables: the names come from constants.py (one source).
 ENV_WINDOWS_TABLE: Final = c.ENV_WINDOWS_TABLE
@@ -43,6 +46,14 @@ FEEDBACK_HANDLER: Final = "pigeonhole.feedback.handler.handler"
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
+
+
+ONCALL_MISSING: Final = (
+    "no on-call endpoint: pages (DLQ arrivals, error rates, silences) would reach nobody.\n"
+    "  Set oncall_email or oncall_https_url, e.g. -c pigeonhole:oncall_email=oncall@example.org\n"
+    "  (or in a -c pigeonhole:config=prod.json file), or say explicitly that this stack pages nobody\n"
+    "  (a sandbox): -c pigeonhole:oncall=none. See docs/deploy.md, Parameters."
+)
 
 
 class ConfigError(ValueError):
@@ -83,7 +94,8 @@ class InfraConfig:
     feedback_timeout_s: int = 30
     feedback_batch_size: int = 10
     feedback_batching_window_s: int = 1
-    # Notifications.
+    # Notifications: an on-call endpoint is required unless `oncall` is "none" (see require_oncall).
+    oncall: OnCall = "required"
     oncall_email: str | None = None
     oncall_https_url: str | None = None
     ticket_email: str | None = None
@@ -124,6 +136,20 @@ class InfraConfig:
     @property
     def feedback_visibility_timeout_s(self) -> int:
         return topo.visibility_timeout_s(self.feedback_timeout_s, self.feedback_batching_window_s)
+
+    @property
+    def oncall_endpoints(self) -> tuple[str, ...]:
+        """Who a page reaches: the configured e-mail and HTTPS endpoints."""
+        return tuple(e for e in (self.oncall_email, self.oncall_https_url) if e)
+
+    def require_oncall(self) -> None:
+        """Refuse a stack whose pages reach nobody, unless the config says so (`oncall: none`).
+
+        Checked when the stack is built, not in `_validate`: a config without an endpoint is still a
+        value tools and tests may derive names and timings from; only a stack must page someone.
+        """
+        if self.oncall == "required" and not self.oncall_endpoints:
+            raise ConfigError(ONCALL_MISSING)
 
     @property
     def canary_enabled(self) -> bool:
@@ -175,6 +201,7 @@ class InfraConfig:
         need(self.architecture in get_args(Architecture), f"architecture: one of {get_args(Architecture)}")
         need(self.python_version in get_args(PythonVersion), f"python_version: one of {get_args(PythonVersion)}")
         need(self.warm_mode in get_args(WarmMode), f"warm_mode: one of {get_args(WarmMode)}")
+        need(self.oncall in get_args(OnCall), f"oncall: one of {get_args(OnCall)}")
         need(128 <= self.memory_mb <= 10_240, "memory_mb: 128..10240")
         need(1 <= self.timeout_s <= 900, "timeout_s: 1..900")
         need(1 <= self.ort_threads <= 6, "ort_threads: 1..6 (Lambda has at most 6 vCPUs)")
