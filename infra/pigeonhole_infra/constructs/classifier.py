@@ -77,6 +77,8 @@ class Classifier(Construct):
             timeout_s=config.timeout_s,
             environment=environment,
             snap_start=config.warm_mode == "snapstart",
+            # >= the mapping's maximum concurrency and the provisioned maximum (InfraConfig checks it).
+            reserved_concurrency=config.classifier_reserved,
         )
         self.function = built.function
         self.role = built.role
