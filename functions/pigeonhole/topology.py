@@ -114,8 +114,11 @@ class QueueSpec:
 
 @dataclass(frozen=True)
 class BusSpec:
+    """An EventBridge bus. `kms`: encrypted with the data key (deployed; the local runtime has no key)."""
+
     id: str
     name: str
+    kms: bool = True
     where: Where = Where.EVERYWHERE
 
 

@@ -92,6 +92,8 @@ class Classifier(Construct):
         windows_table.grant(self.role, "dynamodb:UpdateItem")
         # Sampled prediction capture, later joined with labels by event id.
         predictions_table.grant(self.role, "dynamodb:PutItem")
+        # kms:GenerateDataKey + kms:Decrypt: the SSE-KMS queues it sends to, and PutEvents onto the output
+        # bus, which is encrypted with the same key.
         key.grant(self.role, *KMS_SQS_PRODUCER, *KMS_DYNAMODB)
 
         provisioned = config.warm_mode == "provisioned"
