@@ -13,6 +13,10 @@ Math expressions use only metric ids, numbers, ``+ - * /``, comparisons (``> >= 
 ``IF(condition, a, b)``: a subset of CloudWatch metric math small enough to evaluate locally. The one
 exception is ``DIFF(id)`` (this period's value minus the previous one's) in the DLQ arrival alarms;
 an alarm the local runtime cannot evaluate says why in `local_reason`.
+
+Why one module: it is the single place alarms are defined (tests/infra/test_infra_alarm_contract.py
+refuses an AlarmDef built anywhere else), so a reviewer reads every threshold, period and severity
+of the system in one file; the types and helpers at the top are only what those definitions need.
 """
 
 from __future__ import annotations
