@@ -262,6 +262,7 @@ def _dlq_depth(suffix: str, queue: Binding, severity: Severity, what: str) -> Al
 # Lambda's on-failure destination (both SendMessage) watch NumberOfMessagesSent, which also counts
 # arrivals that coincide with a deletion.
 DIFF_LOCAL_REASON: Final = "not evaluated locally: DIFF() is outside the local evaluator's metric-math subset"
+SENT_LOCAL_REASON: Final = "not evaluated locally: the local runtime does not emit SQS NumberOfMessagesSent"
 EVENTS_LOCAL_REASON: Final = "not evaluated locally: the emulator runs no EventBridge rules of its own (no AWS/Events)"
 
 
@@ -294,6 +295,7 @@ def _dlq_arrivals_sent(suffix: str, queue: Binding, severity: Severity, what: st
         treat_missing_data=MissingData.NOT_BREACHING,
         metric=sqs("NumberOfMessagesSent", queue, "Sum", ONE_MINUTE),
         notify_ok=False,
+        local_reason=SENT_LOCAL_REASON,
     )
 
 

@@ -12,7 +12,9 @@ from infra_helpers import FAKE_MODEL_VERSION, Synthesized
 from pigeonhole import alarms as defs
 from pigeonhole import metrics_catalog as mc
 from pigeonhole import topology as topo
+from pigeonhole.naming import ResourceNames
 from pigeonhole_tools.local import alarms as local_alarms
+from pigeonhole_tools.local import service_metrics
 
 
 def _names_of(s: Synthesized, cfn_type: str, prop: str) -> set[str]:
@@ -148,12 +150,31 @@ def test_feedback_unmatched_rate_reads_what_feedback_emits(default_stack: Synthe
 
 def test_every_alarm_is_evaluated_locally_or_listed_with_its_reason() -> None:
     """The local evaluator's list: evaluated, or "not evaluated locally" with a reason. An alarm whose
-    definition says it cannot be evaluated locally (DIFF, EventBridge, the heartbeat) must never be."""
+    definition says it cannot be evaluated locally (DIFF, EventBridge, NumberOfMessagesSent, the
+    heartbeat) is listed with that reason, also where the local runtime emits AWS/SQS and AWS/Lambda."""
+    names = ResourceNames("local-check")
+    local = topo.build(names).local()
+    skipped = service_metrics.not_evaluated(
+        defs.ALARMS,
+        local_alarms.local_bindings(names, "1.0.0"),
+        queues=[q.name for q in local.queues],
+        functions=[names.classifier_function],
+    )
     for alarm in defs.ALARMS:
         if alarm.local_reason is not None:
             assert alarm.local_reason.startswith("not evaluated locally: "), alarm.suffix
-            assert not local_alarms.evaluable(alarm), alarm.suffix
-        elif not local_alarms.evaluable(alarm):
-            assert local_alarms.NOT_EVALUATED_REASON.startswith("not evaluated locally"), alarm.suffix
+            assert skipped[alarm.suffix] == alarm.local_reason, alarm.suffix
+            assert not local_alarms.evaluable(alarm), alarm.suffix  # nor by the evaluator's own default
         if alarm.expression is not None and "DIFF(" in alarm.expression:
             assert alarm.local_reason == defs.DIFF_LOCAL_REASON, alarm.suffix
+    # The silence alarms the local runtime can evaluate: the SQS age/backlog ones and the unmatched rate.
+    evaluated = {a.suffix for a in defs.SILENCE_ALARMS} - set(skipped)
+    assert evaluated == {
+        "review-oldest-message-age",
+        "review-message-expiry",
+        "review-backlog",
+        "quarantine-oldest-message-age",
+        "quarantine-message-expiry",
+        "quarantine-backlog",
+        "feedback-unmatched-rate",
+    }
