@@ -6,6 +6,7 @@ Run from Python (`python infra/app.py`) or through the CDK CLI (`npx cdk synth` 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -37,9 +38,19 @@ def build_app(context: dict[str, object] | None = None, outdir: str | None = Non
     return app
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """`python infra/app.py [-c key=value ...]`: the CLI's `-c` (as strings), for `make synth` and CI."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    context: dict[str, object] = {}
+    for item in args.context:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--context expects KEY=VALUE, got {item!r}")
+        context[key] = value
     outdir = None if "CDK_OUTDIR" in os.environ else str(HERE / "cdk.out")
-    build_app(outdir=outdir).synth()
+    build_app(context=context, outdir=outdir).synth()
 
 
 def cdk_json_context() -> dict[str, object]:

@@ -10,7 +10,13 @@ that resource in `pigeonhole.naming.ResourceNames`, so `resolve_bindings` names 
 prefix (infra and the local evaluator both call it).
 
 Math expressions use only metric ids, numbers, ``+ - * /``, comparisons (``> >= < <=``) and
-``IF(condition, a, b)``: a subset of CloudWatch metric math small enough to evaluate locally.
+``IF(condition, a, b)``: a subset of CloudWatch metric math small enough to evaluate locally. The one
+exception is ``DIFF(id)`` (this period's value minus the previous one's) in the DLQ arrival alarms;
+an alarm the local runtime cannot evaluate says why in `local_reason`.
+
+Why one module: it is the single place alarms are defined (tests/infra/test_infra_alarm_contract.py
+refuses an AlarmDef built anywhere else), so a reviewer reads every threshold, period and severity
+of the system in one file; the types and helpers at the top are only what those definitions need.
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ from enum import StrEnum
 from typing import Final
 
 from pigeonhole import metrics_catalog as mc
+from pigeonhole import topology as topo
 from pigeonhole.naming import ResourceNames
 
 NS_SQS: Final = "AWS/SQS"
 NS_LAMBDA: Final = "AWS/Lambda"
+NS_EVENTS: Final = "AWS/Events"
 
 
 class Severity(StrEnum):
@@ -68,6 +76,12 @@ class Binding(StrEnum):
     INPUT_RULE_DLQ = "input_rule_dlq"  # EventBridge input bus -> ingest queue target
     LABEL_RULE_DLQ = "label_rule_dlq"  # EventBridge input bus (LabelFeedback) -> feedback queue target
     DRIFT_DLQ = "drift_dlq"  # drift schedule target and the drift function's async failures
+    REVIEW_QUEUE = "review_queue"
+    QUARANTINE_QUEUE = "quarantine_queue"
+    INPUT_BUS = "input_bus"
+    INPUT_RULE = "input_rule"
+    LABEL_RULE = "label_rule"
+    DRIFT_SCHEDULE = "drift_schedule"  # on the default bus
 
 
 DimensionValue = str | Binding
@@ -115,6 +129,8 @@ class AlarmDef:
     rollback: bool = False  # a canary deployment rolls back while this alarm is in ALARM
     requires_provisioned_concurrency: bool = False  # only exists when the alias has warm capacity
     notify: bool = True  # False for the parts of a composite alarm: the composite notifies
+    notify_ok: bool = True  # False where OK is only "no new arrival this period" (the DLQ arrival alarms)
+    local_reason: str | None = None  # why the local runtime cannot evaluate it, whatever metrics it has
 
     def __post_init__(self) -> None:
         if (self.metric is None) == (self.expression is None):
@@ -180,6 +196,14 @@ def lambda_function(name: str, function: Binding, statistic: str, period_s: int)
     return MetricQuery(NS_LAMBDA, name, (("FunctionName", function),), statistic, period_s)
 
 
+def rule_metric(name: str, rule: Binding, bus: Binding | None, statistic: str, period_s: int) -> MetricQuery:
+    """An EventBridge rule's metric: EventBusName + RuleName on a custom bus, RuleName alone on the default bus."""
+    dims: tuple[tuple[str, DimensionValue], ...] = (("RuleName", rule),)
+    if bus is not None:
+        dims = (("EventBusName", bus), *dims)
+    return MetricQuery(NS_EVENTS, name, dims, statistic, period_s)
+
+
 # -- SLO parameters -------------------------------------------------------------------------------
 # Labelled accuracy objective: 90 % (the int8 BANKING77 model measures ~92.5 % offline), so the error
 # budget is 10 % of labelled events. Burn rate = observed misclassification share / budget.
@@ -230,6 +254,176 @@ def _dlq_depth(suffix: str, queue: Binding, severity: Severity, what: str) -> Al
         metric=sqs("ApproximateNumberOfMessagesVisible", queue, "Maximum", ONE_MINUTE),
     )
 
+
+# Every arrival in a DLQ notifies, not only the first (a DLQ already in ALARM on depth stays silent).
+# SQS counts NumberOfMessagesSent only for SendMessage calls: a message moved by a redrive policy
+# (maxReceiveCount) is not counted (AWS SQS developer guide, dead-letter queues), so the queues fed by
+# a redrive watch their depth's increase instead; the ones fed by EventBridge target DLQs and by
+# Lambda's on-failure destination (both SendMessage) watch NumberOfMessagesSent, which also counts
+# arrivals that coincide with a deletion.
+DIFF_LOCAL_REASON: Final = "not evaluated locally: DIFF() is outside the local evaluator's metric-math subset"
+SENT_LOCAL_REASON: Final = "not evaluated locally: the local runtime does not emit SQS NumberOfMessagesSent"
+EVENTS_LOCAL_REASON: Final = "not evaluated locally: the emulator runs no EventBridge rules of its own (no AWS/Events)"
+
+
+def _dlq_arrivals_redriven(suffix: str, queue: Binding, severity: Severity, what: str) -> AlarmDef:
+    return AlarmDef(
+        suffix=suffix,
+        description=f"{what}: new messages arrived in a dead-letter queue (each arrival notifies again)",
+        severity=severity,
+        threshold=0,
+        comparison=Comparison.GT,
+        evaluation_periods=1,
+        datapoints_to_alarm=1,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        expression="DIFF(visible)",
+        metrics=(("visible", sqs("ApproximateNumberOfMessagesVisible", queue, "Maximum", ONE_MINUTE)),),
+        notify_ok=False,
+        local_reason=DIFF_LOCAL_REASON,
+    )
+
+
+def _dlq_arrivals_sent(suffix: str, queue: Binding, severity: Severity, what: str) -> AlarmDef:
+    return AlarmDef(
+        suffix=suffix,
+        description=f"{what}: new messages arrived in a dead-letter queue (each arrival notifies again)",
+        severity=severity,
+        threshold=0,
+        comparison=Comparison.GT,
+        evaluation_periods=1,
+        datapoints_to_alarm=1,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        metric=sqs("NumberOfMessagesSent", queue, "Sum", ONE_MINUTE),
+        notify_ok=False,
+        local_reason=SENT_LOCAL_REASON,
+    )
+
+
+# Review and quarantine: read by people, kept HUMAN_QUEUE_RETENTION_S. A ticket when the oldest item
+# has waited half of that, a page when it is two days from expiring; a ticket on a backlog.
+HUMAN_AGE_TICKET_S: Final = topo.HUMAN_QUEUE_RETENTION_S // 2
+HUMAN_AGE_PAGE_S: Final = topo.HUMAN_QUEUE_RETENTION_S - 2 * topo.DAY_S
+REVIEW_BACKLOG: Final = 1000  # ~10 % of events go to review: a day's worth at 10k events/day
+QUARANTINE_BACKLOG: Final = 100  # invalid events are rare: a hundred means a producer broke
+
+# Heartbeat: the live alias was not invoked for an hour (12 five-minute periods, missing = breaching).
+# The event source mapping invokes only when the ingest queue has messages, so no invocations = no events.
+HEARTBEAT_PERIODS: Final = 12
+HEARTBEAT_LOCAL_REASON: Final = (
+    "not evaluated locally: the local runtime is silent whenever nobody sends, which is its normal state"
+)
+# Feedback: more than 20 % of at least MIN_LABELS labels in an hour could not be joined.
+UNMATCHED_PERCENT: Final = 20
+
+
+def _human_queue(queue: Binding, name: str, backlog: int) -> tuple[AlarmDef, ...]:
+    def age(suffix: str, threshold: int, severity: Severity, what: str) -> AlarmDef:
+        return AlarmDef(
+            suffix=suffix,
+            description=f"The oldest {name} message {what} (kept {topo.HUMAN_QUEUE_RETENTION_S // topo.DAY_S} "
+            "days, then lost)",
+            severity=severity,
+            threshold=threshold,
+            comparison=Comparison.GT,
+            evaluation_periods=3,
+            datapoints_to_alarm=3,
+            treat_missing_data=MissingData.NOT_BREACHING,
+            metric=sqs("ApproximateAgeOfOldestMessage", queue, "Maximum", FIVE_MINUTES),
+        )
+
+    return (
+        age(
+            f"{name}-oldest-message-age",
+            HUMAN_AGE_TICKET_S,
+            Severity.TICKET,
+            f"has waited over {HUMAN_AGE_TICKET_S / topo.DAY_S:g} days",
+        ),
+        age(
+            f"{name}-message-expiry",
+            HUMAN_AGE_PAGE_S,
+            Severity.PAGE,
+            f"expires within {(topo.HUMAN_QUEUE_RETENTION_S - HUMAN_AGE_PAGE_S) // topo.DAY_S} days",
+        ),
+        AlarmDef(
+            suffix=f"{name}-backlog",
+            description=f"Over {backlog} {name} messages are waiting for a person",
+            severity=Severity.TICKET,
+            threshold=backlog,
+            comparison=Comparison.GT,
+            evaluation_periods=3,
+            datapoints_to_alarm=3,
+            treat_missing_data=MissingData.NOT_BREACHING,
+            metric=sqs("ApproximateNumberOfMessagesVisible", queue, "Maximum", FIVE_MINUTES),
+        ),
+    )
+
+
+def _rule_failures(suffix: str, rule: Binding, bus: Binding | None, severity: Severity, what: str) -> AlarmDef:
+    return AlarmDef(
+        suffix=suffix,
+        description=f"{what}: EventBridge failed to invoke the rule's target permanently (not dead-lettered)",
+        severity=severity,
+        threshold=0,
+        comparison=Comparison.GT,
+        evaluation_periods=1,
+        datapoints_to_alarm=1,
+        # EventBridge sends FailedInvocations only when it is not zero.
+        treat_missing_data=MissingData.NOT_BREACHING,
+        metric=rule_metric("FailedInvocations", rule, bus, "Sum", FIVE_MINUTES),
+        local_reason=EVENTS_LOCAL_REASON,
+    )
+
+
+SILENCE_ALARMS: Final[tuple[AlarmDef, ...]] = (
+    # --- arrivals in each DLQ (the depth alarms above stay in ALARM while a DLQ holds anything) ---
+    _dlq_arrivals_redriven("ingest-dlq-arrivals", Binding.INGEST_DLQ, Severity.PAGE, "More poison events"),
+    _dlq_arrivals_redriven("feedback-dlq-arrivals", Binding.FEEDBACK_DLQ, Severity.TICKET, "More labels failed"),
+    _dlq_arrivals_redriven("review-dlq-arrivals", Binding.REVIEW_DLQ, Severity.TICKET, "More review items failed"),
+    _dlq_arrivals_redriven(
+        "quarantine-dlq-arrivals", Binding.QUARANTINE_DLQ, Severity.TICKET, "More quarantine items failed"
+    ),
+    _dlq_arrivals_sent("input-rule-dlq-arrivals", Binding.INPUT_RULE_DLQ, Severity.PAGE, "More events missed ingest"),
+    _dlq_arrivals_sent("label-rule-dlq-arrivals", Binding.LABEL_RULE_DLQ, Severity.TICKET, "More labels missed"),
+    _dlq_arrivals_sent("drift-dlq-arrivals", Binding.DRIFT_DLQ, Severity.TICKET, "More drift runs failed"),
+    # --- review and quarantine: age towards expiry, and backlog ---
+    *_human_queue(Binding.REVIEW_QUEUE, "review", REVIEW_BACKLOG),
+    *_human_queue(Binding.QUARANTINE_QUEUE, "quarantine", QUARANTINE_BACKLOG),
+    # --- every EventBridge rule delivers ---
+    _rule_failures("input-rule-failed-invocations", Binding.INPUT_RULE, Binding.INPUT_BUS, Severity.PAGE, "Events"),
+    _rule_failures("label-rule-failed-invocations", Binding.LABEL_RULE, Binding.INPUT_BUS, Severity.TICKET, "Labels"),
+    _rule_failures("drift-schedule-failed-invocations", Binding.DRIFT_SCHEDULE, None, Severity.TICKET, "Drift runs"),
+    # --- traffic heartbeat: silence is an incident too ---
+    AlarmDef(
+        suffix="traffic-heartbeat",
+        description=f"The classifier was not invoked for {HEARTBEAT_PERIODS * FIVE_MINUTES // 60} minutes: no "
+        "events arrive (producers, the input rule or the event source mapping stopped)",
+        severity=Severity.PAGE,
+        threshold=1,
+        comparison=Comparison.LT,
+        evaluation_periods=HEARTBEAT_PERIODS,
+        datapoints_to_alarm=HEARTBEAT_PERIODS,
+        treat_missing_data=MissingData.BREACHING,  # no traffic publishes no datapoints at all
+        metric=classifier_alias("Invocations", "Sum", FIVE_MINUTES),
+        local_reason=HEARTBEAT_LOCAL_REASON,
+    ),
+    # --- labels that cannot be joined ---
+    AlarmDef(
+        suffix="feedback-unmatched-rate",
+        description=f"Over {UNMATCHED_PERCENT} % of labels in an hour could not be joined to a prediction "
+        "(unknown event ids or labels: a producer or the capture broke)",
+        severity=Severity.TICKET,
+        threshold=UNMATCHED_PERCENT,
+        comparison=Comparison.GT,
+        evaluation_periods=1,
+        datapoints_to_alarm=1,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        expression=f"IF(unmatched + labelled >= {MIN_LABELS}, 100 * unmatched / (unmatched + labelled), 0)",
+        metrics=(
+            ("unmatched", ours(mc.FEEDBACK_UNMATCHED, "Sum", 3600)),
+            ("labelled", ours(mc.LABELLED_EVENTS, "Sum", 3600)),
+        ),
+    ),
+)
 
 ALARMS: Final[tuple[AlarmDef, ...]] = (
     # --- dead-letter queues: any message is an incident or a ticket ---
@@ -411,6 +605,7 @@ ALARMS: Final[tuple[AlarmDef, ...]] = (
         treat_missing_data=MissingData.NOT_BREACHING,
         metric=lambda_function("Errors", Binding.FEEDBACK_FUNCTION, "Sum", FIVE_MINUTES),
     ),
+    *SILENCE_ALARMS,
 )
 
 COMPOSITES: Final[tuple[CompositeAlarmDef, ...]] = (

@@ -29,6 +29,10 @@ from pigeonhole.naming import MAX_RECEIVE_COUNT, ResourceNames
 DAY_S: Final = 24 * 3600
 DLQ_RETENTION_S: Final = 14 * DAY_S  # SQS's maximum: time to look, fix and redrive
 SOURCE_RETENTION_S: Final = 4 * DAY_S  # shorter than the DLQ's, so a redriven message never expires first
+# Review and quarantine are read by people: as long as SQS allows while their DLQs still outlive them
+# (a message keeps its first enqueue time when it moves to a DLQ, so the DLQ must keep it longer).
+# Their age alarms (pigeonhole.alarms) warn and page well before a message expires.
+HUMAN_QUEUE_RETENTION_S: Final = DLQ_RETENTION_S - DAY_S
 SQS_DEFAULT_VISIBILITY_S: Final = 30
 SQS_MAX_VISIBILITY_S: Final = 12 * 3600
 # Lambda's SQS guidance: visibility timeout >= 6 x function timeout (+ the batching window).
@@ -115,8 +119,11 @@ class QueueSpec:
 
 @dataclass(frozen=True)
 class BusSpec:
+    """An EventBridge bus. `kms`: encrypted with the data key (deployed; the local runtime has no key)."""
+
     id: str
     name: str
+    kms: bool = True
     where: Where = Where.EVERYWHERE
 
 
@@ -282,9 +289,11 @@ def queues(names: ResourceNames, timing: Timing | None = None) -> tuple[QueueSpe
     t = timing or Timing()
     n = names
 
-    def work(id_: str, dlq_id: str, visibility: int) -> tuple[QueueSpec, QueueSpec]:
+    def work(
+        id_: str, dlq_id: str, visibility: int, retention: int = SOURCE_RETENTION_S
+    ) -> tuple[QueueSpec, QueueSpec]:
         dlq = QueueSpec(dlq_id, getattr(n, dlq_id), DLQ_RETENTION_S, dead_letter=True)
-        queue = QueueSpec(id_, getattr(n, id_), SOURCE_RETENTION_S, visibility, Redrive(dlq.name))
+        queue = QueueSpec(id_, getattr(n, id_), retention, visibility, Redrive(dlq.name))
         return queue, dlq
 
     def dead_letter(id_: str, where: Where = Where.EVERYWHERE) -> QueueSpec:
@@ -293,8 +302,8 @@ def queues(names: ResourceNames, timing: Timing | None = None) -> tuple[QueueSpe
 
     return (
         *work("ingest_queue", "ingest_dlq", visibility_timeout_s(t.classifier_timeout_s, t.batching_window_s)),
-        *work("review_queue", "review_dlq", HUMAN_QUEUE_VISIBILITY_S),
-        *work("quarantine_queue", "quarantine_dlq", HUMAN_QUEUE_VISIBILITY_S),
+        *work("review_queue", "review_dlq", HUMAN_QUEUE_VISIBILITY_S, HUMAN_QUEUE_RETENTION_S),
+        *work("quarantine_queue", "quarantine_dlq", HUMAN_QUEUE_VISIBILITY_S, HUMAN_QUEUE_RETENTION_S),
         *work(
             "feedback_queue", "feedback_dlq", visibility_timeout_s(t.feedback_timeout_s, t.feedback_batching_window_s)
         ),

@@ -29,6 +29,9 @@ CONTEXT_KEY: Final = "pigeonhole"
 Architecture = Literal["x86_64", "arm64"]
 WarmMode = Literal["provisioned", "snapstart", "none"]
 PythonVersion = Literal["3.12", "3.13"]
+# "required": synthesis fails unless an on-call endpoint is set; "none": a stack that may page nobody
+# (a sandbox), said explicitly. Not `str | None`: the string "none" must not read as "unset".
+OnCall = Literal["required", "none"]
 
 # Environment variables of the monitoring tables: the names come from constants.py (one source).
 ENV_WINDOWS_TABLE: Final = c.ENV_WINDOWS_TABLE
@@ -43,6 +46,19 @@ FEEDBACK_HANDLER: Final = "pigeonhole.feedback.handler.handler"
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
+
+
+# Direct invocations of the classifier beyond its event source mapping (a deployment hook, a person).
+CLASSIFIER_HEADROOM: Final = 5
+# Lambda keeps at least 100 of an account's concurrency unreserved; the default quota is 1,000.
+MAX_RESERVED_TOTAL: Final = 900
+
+ONCALL_MISSING: Final = (
+    "no on-call endpoint: pages (DLQ arrivals, error rates, silences) would reach nobody.\n"
+    "  Set oncall_email or oncall_https_url, e.g. -c pigeonhole:oncall_email=oncall@example.org\n"
+    "  (or in a -c pigeonhole:config=prod.json file), or say explicitly that this stack pages nobody\n"
+    "  (a sandbox): -c pigeonhole:oncall=none. See docs/deploy.md, Parameters."
+)
 
 
 class ConfigError(ValueError):
@@ -83,7 +99,13 @@ class InfraConfig:
     feedback_timeout_s: int = 30
     feedback_batch_size: int = 10
     feedback_batching_window_s: int = 1
-    # Notifications.
+    feedback_max_concurrency: int = 2  # the feedback mapping's cap (labels are few; the classifier matters)
+    # Reserved concurrency: the classifier's is also the ceiling of its provisioned concurrency; None
+    # derives it (see classifier_reserved). The companions are capped so they can never starve it.
+    classifier_reserved_concurrency: int | None = None
+    drift_reserved_concurrency: int = 2  # one run per window, plus a retry that may overlap it
+    # Notifications: an on-call endpoint is required unless `oncall` is "none" (see require_oncall).
+    oncall: OnCall = "required"
     oncall_email: str | None = None
     oncall_https_url: str | None = None
     ticket_email: str | None = None
@@ -124,6 +146,39 @@ class InfraConfig:
     @property
     def feedback_visibility_timeout_s(self) -> int:
         return topo.visibility_timeout_s(self.feedback_timeout_s, self.feedback_batching_window_s)
+
+    @property
+    def classifier_reserved(self) -> int:
+        """Reserved concurrency of the classifier: every batch the mapping may run at once, all warm
+        capacity, plus CLASSIFIER_HEADROOM for direct invocations (a deployment hook, an operator)."""
+        if self.classifier_reserved_concurrency is not None:
+            return self.classifier_reserved_concurrency
+        warm = self.provisioned_max if self.warm_mode == "provisioned" else 0
+        return max(self.max_concurrency, warm) + CLASSIFIER_HEADROOM
+
+    @property
+    def feedback_reserved(self) -> int:
+        """The feedback function's reserved concurrency: exactly what its mapping may use (Lambda's
+        guidance: reserved below the mapping's maximum concurrency throttles the mapping)."""
+        return self.feedback_max_concurrency
+
+    @property
+    def reserved_total(self) -> int:
+        return self.classifier_reserved + self.drift_reserved_concurrency + self.feedback_reserved
+
+    @property
+    def oncall_endpoints(self) -> tuple[str, ...]:
+        """Who a page reaches: the configured e-mail and HTTPS endpoints."""
+        return tuple(e for e in (self.oncall_email, self.oncall_https_url) if e)
+
+    def require_oncall(self) -> None:
+        """Refuse a stack whose pages reach nobody, unless the config says so (`oncall: none`).
+
+        Checked when the stack is built, not in `_validate`: a config without an endpoint is still a
+        value tools and tests may derive names and timings from; only a stack must page someone.
+        """
+        if self.oncall == "required" and not self.oncall_endpoints:
+            raise ConfigError(ONCALL_MISSING)
 
     @property
     def canary_enabled(self) -> bool:
@@ -175,6 +230,7 @@ class InfraConfig:
         need(self.architecture in get_args(Architecture), f"architecture: one of {get_args(Architecture)}")
         need(self.python_version in get_args(PythonVersion), f"python_version: one of {get_args(PythonVersion)}")
         need(self.warm_mode in get_args(WarmMode), f"warm_mode: one of {get_args(WarmMode)}")
+        need(self.oncall in get_args(OnCall), f"oncall: one of {get_args(OnCall)}")
         need(128 <= self.memory_mb <= 10_240, "memory_mb: 128..10240")
         need(1 <= self.timeout_s <= 900, "timeout_s: 1..900")
         need(1 <= self.ort_threads <= 6, "ort_threads: 1..6 (Lambda has at most 6 vCPUs)")
@@ -198,6 +254,19 @@ class InfraConfig:
         need(1 <= self.feedback_timeout_s <= 900, "feedback_timeout_s: 1..900")
         need(1 <= self.feedback_batch_size <= MAX_BATCH_SIZE, f"feedback_batch_size: 1..{MAX_BATCH_SIZE}")
         need(0 <= self.feedback_batching_window_s <= 300, "feedback_batching_window_s: 0..300")
+        need(2 <= self.feedback_max_concurrency <= 1000, "feedback_max_concurrency: 2..1000 (the ESM's limits)")
+        need(1 <= self.drift_reserved_concurrency <= 10, "drift_reserved_concurrency: 1..10")
+        warm = self.provisioned_max if self.warm_mode == "provisioned" else 0
+        need(
+            self.classifier_reserved >= max(self.max_concurrency, warm),
+            "classifier_reserved_concurrency: at least max_concurrency and provisioned_max (Lambda refuses "
+            "provisioned concurrency above the reserved, and the mapping would be throttled)",
+        )
+        need(
+            self.reserved_total <= MAX_RESERVED_TOTAL,
+            f"reserved concurrency: {self.reserved_total} in total exceeds {MAX_RESERVED_TOTAL} (Lambda keeps 100 of "
+            "the default 1,000 unreserved; raise the account quota and this check together)",
+        )
         for name in ("oncall_email", "ticket_email"):
             value = getattr(self, name)
             need(value is None or bool(_EMAIL.match(value)), f"{name}: not an e-mail address")

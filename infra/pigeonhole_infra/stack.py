@@ -43,6 +43,7 @@ class PigeonholeStack(cdk.Stack):
         config: InfraConfig,
         **kwargs: object,
     ) -> None:
+        config.require_oncall()  # before anything is built: a stack that pages nobody must say so
         super().__init__(
             scope,
             construct_id,

@@ -30,6 +30,9 @@ CATALOG_NAMES = {name for name, value in vars(mc).items() if isinstance(value, m
 AWS_METRICS: dict[tuple[str, str], set[tuple[str, ...]]] = {
     (defs.NS_SQS, "ApproximateNumberOfMessagesVisible"): {("QueueName",)},
     (defs.NS_SQS, "ApproximateAgeOfOldestMessage"): {("QueueName",)},
+    (defs.NS_SQS, "NumberOfMessagesSent"): {("QueueName",)},
+    # RuleName alone: a rule on the default bus; EventBusName + RuleName: a rule on a custom bus.
+    (defs.NS_EVENTS, "FailedInvocations"): {("RuleName",), ("EventBusName", "RuleName")},
     (defs.NS_LAMBDA, "Errors"): {("FunctionName",), ("FunctionName", "Resource")},
     (defs.NS_LAMBDA, "Invocations"): {("FunctionName",), ("FunctionName", "Resource")},
     (defs.NS_LAMBDA, "Throttles"): {("FunctionName",), ("FunctionName", "Resource")},

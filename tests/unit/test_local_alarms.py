@@ -134,6 +134,10 @@ def test_expression_subset() -> None:
 
 def test_every_shared_expression_parses() -> None:
     for alarm in defs.ALARMS:
+        if alarm.expression is not None and "DIFF(" in alarm.expression:
+            # Outside the local subset (the DLQ arrival alarms): listed as not evaluated, with the reason.
+            assert alarm.local_reason == defs.DIFF_LOCAL_REASON, alarm.suffix
+            continue
         if alarm.expression is not None:
             node = la.parse_expression(alarm.expression)
             assert la.expression_ids(node) == {i for i, _ in alarm.metrics}, alarm.suffix

@@ -150,6 +150,8 @@ def test_what_stays_not_evaluated_locally_and_why() -> None:
         "classifier-pc-spillover": REASON_NO_PC,
         "drift-function-errors": REASON_FUNCTIONS[defs.Binding.DRIFT_FUNCTION],
         "feedback-function-errors": REASON_FUNCTIONS[defs.Binding.FEEDBACK_FUNCTION],
+        # The silence alarms the local runtime cannot evaluate say why in their definition.
+        **{a.suffix: a.local_reason for a in defs.ALARMS if a.local_reason is not None},
     }
     # Without the queue list, every SQS alarm would be reported as not provisioned.
     none = not_evaluated(defs.applicable(True), bindings, queues=[], functions=["unit-classifier"])

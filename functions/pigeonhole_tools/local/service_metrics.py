@@ -215,6 +215,9 @@ def not_evaluated(
     queue_names, function_names = set(queues), set(functions)
     out: dict[str, str] = {}
     for alarm in alarms:
+        if alarm.local_reason is not None:  # the definition says why (DIFF, AWS/Events, the heartbeat)
+            out[alarm.suffix] = alarm.local_reason
+            continue
         for q in alarm.queries():
             reason: str | None = None
             dims = dict(q.dimensions)

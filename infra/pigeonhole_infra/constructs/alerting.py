@@ -114,7 +114,8 @@ class Alerting(Construct):
             if definition.notify:
                 action = page if definition.severity is defs.Severity.PAGE else ticket
                 alarm.add_alarm_action(action)
-                alarm.add_ok_action(action)
+                if definition.notify_ok:
+                    alarm.add_ok_action(action)
             self.alarms[definition.suffix] = alarm
 
         self.composites: dict[str, cloudwatch.CompositeAlarm] = {}

@@ -81,8 +81,14 @@ class EventBuses(Construct):
         queues: Mapping[str, sqs.IQueue],
     ) -> None:
         super().__init__(scope, construct_id)
+        # Encrypted with the stack's data key (the spec says so): CDK adds a key-policy statement per bus
+        # letting EventBridge use the key (kms:DescribeKey, GenerateDataKey, Decrypt) on the conditions
+        # aws:SourceAccount, aws:SourceArn = the bus and the bus's encryption context; DataKey adds the
+        # unconditioned kms:DescribeKey EventBridge's documentation asks for to validate the key.
         self.buses = {
-            spec.name: events.EventBus(self, _construct_id(spec.id), event_bus_name=spec.name)
+            spec.name: events.EventBus(
+                self, _construct_id(spec.id), event_bus_name=spec.name, kms_key=key if spec.kms else None
+            )
             for spec in topology.buses
         }
         names = topology.names

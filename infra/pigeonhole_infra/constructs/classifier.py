@@ -82,6 +82,8 @@ class Classifier(Construct):
             timeout_s=config.timeout_s,
             environment=environment,
             snap_start=config.warm_mode == "snapstart",
+            # >= the mapping's maximum concurrency and the provisioned maximum (InfraConfig checks it).
+            reserved_concurrency=config.classifier_reserved,
         )
         self.function = built.function
         self.role = built.role
@@ -103,6 +105,8 @@ class Classifier(Construct):
                 actions=["s3:PutObject"], resources=[quarantine_bucket.arn_for_objects(QUARANTINE_OBJECTS)]
             )
         )
+        # kms:GenerateDataKey + kms:Decrypt: the SSE-KMS queues it sends to, PutEvents onto the output bus and
+        # PutObject into the quarantine-bodies bucket, all encrypted with the same key.
         key.grant(self.role, *KMS_SQS_PRODUCER, *KMS_DYNAMODB)
 
         provisioned = config.warm_mode == "provisioned"

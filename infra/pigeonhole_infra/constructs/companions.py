@@ -84,6 +84,7 @@ class DriftTracker(Construct):
             layers=layers,
             memory_mb=config.drift_memory_mb,
             timeout_s=config.drift_timeout_s,
+            reserved_concurrency=config.drift_reserved_concurrency,  # a cap: it cannot starve the classifier
             environment={
                 ENV_WINDOWS_TABLE: windows_table.table_name,
                 c.ENV_WINDOW_SECONDS: str(config.window_seconds),
@@ -158,6 +159,7 @@ class FeedbackProcessor(Construct):
             layers=layers,
             memory_mb=config.feedback_memory_mb,
             timeout_s=config.feedback_timeout_s,
+            reserved_concurrency=config.feedback_reserved,  # = its mapping's maximum concurrency
             environment={
                 ENV_WINDOWS_TABLE: windows_table.table_name,
                 ENV_PREDICTIONS_TABLE: predictions_table.table_name,
@@ -182,5 +184,6 @@ class FeedbackProcessor(Construct):
                 if config.feedback_batching_window_s
                 else None,
                 report_batch_item_failures=True,
+                max_concurrency=config.feedback_max_concurrency,
             )
         )

@@ -70,6 +70,7 @@ class PigeonholeFunction(Construct):
         timeout_s: int,
         environment: Mapping[str, str],
         snap_start: bool = False,
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         removal = cdk.RemovalPolicy.DESTROY if config.destroy_data_on_teardown else cdk.RemovalPolicy.RETAIN
@@ -106,6 +107,7 @@ class PigeonholeFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             environment={**powertools_environment(service, config.log_level), **environment},
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
+            reserved_concurrent_executions=reserved_concurrency,
         )
 
 

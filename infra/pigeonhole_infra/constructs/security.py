@@ -1,4 +1,4 @@
-"""The customer-managed KMS key that encrypts every queue, table and topic.
+"""The customer-managed KMS key that encrypts every queue, table, topic and event bus.
 
 Why a CMK rather than SQS-managed (SSE-SQS) encryption: the events carry customer free text, so we
 want key-usage records in CloudTrail, a key policy that names exactly which services may use it,
@@ -32,7 +32,7 @@ class DataKey(Construct):
             self,
             "Key",
             alias=alias,
-            description="Pigeonhole data at rest: queues, tables, topics",
+            description="Pigeonhole data at rest: queues, tables, topics, event buses",
             enable_key_rotation=True,
             removal_policy=cdk.RemovalPolicy.DESTROY if destroy_on_teardown else cdk.RemovalPolicy.RETAIN,
         )
@@ -46,6 +46,17 @@ class DataKey(Construct):
                 actions=["kms:GenerateDataKey", "kms:Decrypt"],
                 resources=["*"],  # in a key policy "*" means this key
                 conditions=source_account,
+            )
+        )
+        # The buses are encrypted with this key: EventBridge validates the key with DescribeKey, which
+        # carries no encryption context or source ARN (AWS's documented key policy grants it unconditioned;
+        # it reveals the key's metadata only). Using the key is granted per bus by EventBus(kms_key=...).
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="EventBridgeValidatesBusKey",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:DescribeKey"],
+                resources=["*"],  # in a key policy "*" means this key
             )
         )
         # CloudWatch alarm actions publish to the encrypted SNS topics.

@@ -68,8 +68,18 @@ def _load_infra_app() -> ModuleType:
 
 
 def rehearsal_config(prefix: str, model_dir: Path, **overrides: Any) -> dict[str, Any]:
-    """The `pigeonhole` context of a rehearsal stack: its own prefix and stack name, the given model."""
-    return {"prefix": prefix, "stack_name": stack_name_for(prefix), "model_dir": str(model_dir), **overrides}
+    """The `pigeonhole` context of a rehearsal stack: its own prefix and stack name, the given model.
+
+    `oncall: none`: a rehearsal pages nobody, and says so (a stack without an on-call endpoint does not
+    synthesize otherwise).
+    """
+    return {
+        "prefix": prefix,
+        "stack_name": stack_name_for(prefix),
+        "model_dir": str(model_dir),
+        "oncall": "none",
+        **overrides,
+    }
 
 
 def stack_name_for(prefix: str) -> str:
