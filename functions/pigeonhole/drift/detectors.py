@@ -5,6 +5,10 @@ merged recent windows) and thresholds; ``detect(...)`` returns a :class:`Detecti
 ``{signal, is_drift, severity, statistics, thresholds}``; ``get_config()`` / ``Detector.from_config``
 round-trip it through plain JSON.
 
+Why one module: three detectors (PSI/JS, chi-square, accuracy) share one contract
+(MonitorThresholds, DetectionResult, get_config/from_config) and its noise-floor rules; split apart,
+each would import the same private helpers back. It ships to Lambda, where one import is cheaper.
+
 Verdict rules (defaults from the most used open-source monitors, see ``DESIGN.md``):
 
 * fewer than ``min_window_events`` events (or labels) → ``insufficient_data``, never a verdict;

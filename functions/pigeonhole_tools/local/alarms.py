@@ -7,6 +7,10 @@ against the datapoints read back from the emulator's CloudWatch (`GetMetricData`
 ALARM of a notifying alarm publishes to the local on-call topic (page) or ticket topic (ticket), each
 subscribed by an SQS queue so the demo can read the notification back.
 
+Why one module: it is one emulation (CloudWatch alarm evaluation). The metric-math subset, one
+alarm's decision, notifications, the CloudWatch reader and the evaluator sit under their own
+banners; those banners are the seams if it grows further.
+
 Emulation choices (documented in docs/local.md):
 
 * The evaluation at time ``at`` looks at the ``evaluation_periods`` periods aligned on the period
