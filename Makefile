@@ -43,6 +43,7 @@ test: lint infra/node_modules  ## lint, then every test (unit, functional, end t
 
 soak: $(STAMP)  ## long reliability runs: 100,000 events under faults (10 % and 30 %) and 100,000 in one warm process
 	mkdir -p .local
+	PIGEONHOLE_HYPOTHESIS_PROFILE=soak $(BIN)/pytest tests/unit/test_properties.py -q
 	$(BIN)/pigeonhole reliability faults --events 100000 --rate 0.1 --rate 0.3 --report .local/soak-faults.json
 	$(BIN)/pigeonhole reliability load --events 100000 --checkpoint-every 10000 --tracemalloc --report .local/soak-load.json
 
