@@ -65,11 +65,7 @@ def build_service(settings: Settings, session: boto3.Session | None = None) -> C
         logger=logger,
         metrics=metrics,
         observer=recorder,
-        archive=(
-            BodyArchive(aws.session.client("s3", config=aws.config), settings.quarantine_bucket)
-            if settings.quarantine_bucket
-            else None
-        ),
+        archive=(BodyArchive(aws.s3(), settings.quarantine_bucket) if settings.quarantine_bucket else None),
     )
 
 

@@ -17,6 +17,7 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
 MAX_ATTEMPTS: Final = 3
@@ -45,3 +46,6 @@ class AwsClients:
 
     def dynamodb(self) -> DynamoDBClient:
         return self.session.client("dynamodb", config=self.config)
+
+    def s3(self) -> S3Client:
+        return self.session.client("s3", config=self.config)
