@@ -45,7 +45,8 @@ soak: $(STAMP)  ## long reliability runs: 100,000 events under faults (10 % and 
 	mkdir -p .local
 	PIGEONHOLE_HYPOTHESIS_PROFILE=soak $(BIN)/pytest tests/unit/test_properties.py -q
 	$(BIN)/pigeonhole reliability faults --events 100000 --rate 0.1 --rate 0.3 --report .local/soak-faults.json
-	$(BIN)/pigeonhole reliability load --events 100000 --checkpoint-every 10000 --tracemalloc --report .local/soak-load.json
+	$(BIN)/pigeonhole reliability load --events 100000 --checkpoint-every 10000 --no-tracemalloc --report .local/soak-load.json
+	$(BIN)/pigeonhole reliability load --events 20000 --checkpoint-every 5000 --tracemalloc --report .local/soak-load-traced.json
 
 model: $(STAMP)  ## rebuild the default BANKING77 model package into layers/model
 	$(BIN)/pigeonhole model build --data $(DATASETS)/banking77/train.csv --eval-data $(DATASETS)/banking77/test.csv \
