@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from pigeonhole import metrics_catalog as mc
 from pigeonhole import topology as topo
@@ -241,16 +241,26 @@ def _burn_rate(suffix: str, window_s: int, burn: float, severity: Severity, what
     )
 
 
-def _dlq_depth(suffix: str, queue: Binding, severity: Severity, what: str) -> AlarmDef:
+def _any_at_all(suffix: str, severity: Severity, description: str, **query: Any) -> AlarmDef:
+    """Fires on one period whose value is above zero; no data means nothing happened (not breaching)."""
     return AlarmDef(
         suffix=suffix,
-        description=f"{what}: messages are waiting in a dead-letter queue (look, fix, redrive)",
+        description=description,
         severity=severity,
         threshold=0,
         comparison=Comparison.GT,
         evaluation_periods=1,
         datapoints_to_alarm=1,
         treat_missing_data=MissingData.NOT_BREACHING,
+        **query,
+    )
+
+
+def _dlq_depth(suffix: str, queue: Binding, severity: Severity, what: str) -> AlarmDef:
+    return _any_at_all(
+        suffix,
+        severity,
+        f"{what}: messages are waiting in a dead-letter queue (look, fix, redrive)",
         metric=sqs("ApproximateNumberOfMessagesVisible", queue, "Maximum", ONE_MINUTE),
     )
 
@@ -267,15 +277,10 @@ EVENTS_LOCAL_REASON: Final = "not evaluated locally: the emulator runs no EventB
 
 
 def _dlq_arrivals_redriven(suffix: str, queue: Binding, severity: Severity, what: str) -> AlarmDef:
-    return AlarmDef(
-        suffix=suffix,
-        description=f"{what}: new messages arrived in a dead-letter queue (each arrival notifies again)",
-        severity=severity,
-        threshold=0,
-        comparison=Comparison.GT,
-        evaluation_periods=1,
-        datapoints_to_alarm=1,
-        treat_missing_data=MissingData.NOT_BREACHING,
+    return _any_at_all(
+        suffix,
+        severity,
+        f"{what}: new messages arrived in a dead-letter queue (each arrival notifies again)",
         expression="DIFF(visible)",
         metrics=(("visible", sqs("ApproximateNumberOfMessagesVisible", queue, "Maximum", ONE_MINUTE)),),
         notify_ok=False,
@@ -284,15 +289,10 @@ def _dlq_arrivals_redriven(suffix: str, queue: Binding, severity: Severity, what
 
 
 def _dlq_arrivals_sent(suffix: str, queue: Binding, severity: Severity, what: str) -> AlarmDef:
-    return AlarmDef(
-        suffix=suffix,
-        description=f"{what}: new messages arrived in a dead-letter queue (each arrival notifies again)",
-        severity=severity,
-        threshold=0,
-        comparison=Comparison.GT,
-        evaluation_periods=1,
-        datapoints_to_alarm=1,
-        treat_missing_data=MissingData.NOT_BREACHING,
+    return _any_at_all(
+        suffix,
+        severity,
+        f"{what}: new messages arrived in a dead-letter queue (each arrival notifies again)",
         metric=sqs("NumberOfMessagesSent", queue, "Sum", ONE_MINUTE),
         notify_ok=False,
         local_reason=SENT_LOCAL_REASON,
@@ -359,16 +359,11 @@ def _human_queue(queue: Binding, name: str, backlog: int) -> tuple[AlarmDef, ...
 
 
 def _rule_failures(suffix: str, rule: Binding, bus: Binding | None, severity: Severity, what: str) -> AlarmDef:
-    return AlarmDef(
-        suffix=suffix,
-        description=f"{what}: EventBridge failed to invoke the rule's target permanently (not dead-lettered)",
-        severity=severity,
-        threshold=0,
-        comparison=Comparison.GT,
-        evaluation_periods=1,
-        datapoints_to_alarm=1,
-        # EventBridge sends FailedInvocations only when it is not zero.
-        treat_missing_data=MissingData.NOT_BREACHING,
+    # EventBridge sends FailedInvocations only when it is not zero: no data is not breaching.
+    return _any_at_all(
+        suffix,
+        severity,
+        f"{what}: EventBridge failed to invoke the rule's target permanently (not dead-lettered)",
         metric=rule_metric("FailedInvocations", rule, bus, "Sum", FIVE_MINUTES),
         local_reason=EVENTS_LOCAL_REASON,
     )
