@@ -70,3 +70,4 @@ FEEDBACK_DETAIL_TYPE: Final = "LabelFeedback"
 # Model package file names.
 MODEL_FILE: Final = "model.onnx"
 MANIFEST_FILE: Final = "manifest.json"
+GOLDEN_FILE: Final = "golden.jsonl"  # labelled held-out events the pre-traffic hook replays

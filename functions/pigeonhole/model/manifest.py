@@ -104,6 +104,24 @@ class DataFingerprint(_Model):
     source: str
 
 
+class GoldenSpec(FileRef):
+    """The golden set shipped in the package (JSON lines; see pigeonhole.model.golden).
+
+    ``label`` of every golden event is the data's TRUE label, so ``min_accuracy`` judges the candidate
+    against the world, not against itself: a model trained on shuffled labels agrees perfectly with its
+    own predictions but scores near chance here. A deploy uses max(min_accuracy, the stack's floor), so a
+    broken build cannot lower the bar by writing a low number into its own manifest.
+    """
+
+    n_events: Annotated[int, Field(gt=0)]
+    n_classes: Annotated[int, Field(gt=0)]
+    source: str  # which held-out data the events were drawn from
+    accuracy_int8: Probability  # the shipped int8 graph on these events, at build time
+    min_accuracy: Probability  # candidate labels vs true labels must reach this (floored by the stack)
+    min_agreement: Probability  # candidate labels vs the build's own int8 labels (runtime/packaging divergence)
+    scored_in_runs_of: Annotated[int, Field(gt=0)] = 10  # batch size the build scored with (int8 is batch-sensitive)
+
+
 class Manifest(_Model):
     schema_version: Literal[1] = MANIFEST_SCHEMA_VERSION
     name: str
@@ -117,6 +135,7 @@ class Manifest(_Model):
     drift_baseline: DriftBaseline
     drift_thresholds: DriftThresholds = DriftThresholds()
     training_data: DataFingerprint
+    golden: GoldenSpec | None = None  # labelled held-out events the pre-traffic hook replays
     metrics: dict[str, object]  # evaluation report (fp32, int8, agreement, sizes, latency)
     build: dict[str, object] = {}  # how it was built: command, library versions, parameters
 
