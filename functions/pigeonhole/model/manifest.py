@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pigeonhole.constants import MANIFEST_FILE
 from pigeonhole.exceptions import ManifestError, ModelIntegrityError
+from pigeonhole.model.unknown import OOV_SHARE, UNKNOWN_FEATURES
 
 MANIFEST_SCHEMA_VERSION: Literal[1] = 1
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -54,10 +56,52 @@ class InputSpec(_Model):
 
 
 class Thresholds(_Model):
-    """Decision thresholds: below review_confidence an event goes to human review."""
+    """Decision thresholds: below its class's threshold an event goes to human review.
+
+    ``per_class`` (label -> threshold) overrides ``review_confidence`` for the classes where one shared
+    threshold does not pay (a much harder class); ``selection`` records how the build chose them (the
+    precision target, the measured coverage per class) for `pigeonhole model verify` and the docs.
+    """
 
     review_confidence: Probability
     top_k: Annotated[int, Field(ge=1)] = 3
+    per_class: dict[str, Probability] = {}
+    selection: dict[str, object] = {}
+
+    def for_label(self, label: str) -> float:
+        """The confidence an event labelled `label` needs to be routed automatically."""
+        return self.per_class.get(label, self.review_confidence)
+
+
+class UnknownSpec(_Model):
+    """The "none of the known classes" score: sigmoid(bias + weights . features) >= threshold -> review.
+
+    Features are computed by ``pigeonhole.model.unknown`` (the build fits with the same code). ``target``
+    states what the operating point was chosen for, ``evaluation`` what was measured there (free-form,
+    written by the build, read by `pigeonhole model verify`).
+    """
+
+    features: Annotated[list[str], Field(min_length=1)]
+    weights: list[float]
+    bias: float
+    threshold: Probability
+    target: dict[str, object] = {}
+    evaluation: dict[str, object] = {}
+
+    @model_validator(mode="after")
+    def _check(self) -> UnknownSpec:
+        bad = [name for name in self.features if name not in UNKNOWN_FEATURES]
+        if bad:
+            raise ValueError(f"unknown.features {bad} are not computed by the runtime; known: {list(UNKNOWN_FEATURES)}")
+        if len(set(self.features)) != len(self.features):
+            raise ValueError("unknown.features must be unique")
+        if len(self.weights) != len(self.features):
+            raise ValueError(
+                f"unknown.weights has {len(self.weights)} entries for {len(self.features)} features: one per feature"
+            )
+        if not all(math.isfinite(w) for w in [*self.weights, self.bias]):
+            raise ValueError("unknown.weights and unknown.bias must be finite numbers")
+        return self
 
 
 class Histogram(_Model):
@@ -82,6 +126,7 @@ class DriftBaseline(_Model):
     class_prior: list[Probability]
     confidence: Histogram
     features: dict[str, Histogram]
+    unknown_rate: Probability | None = None  # share of held-out events the unknown score sends to review
 
 
 class DriftThresholds(_Model):
@@ -132,6 +177,7 @@ class Manifest(_Model):
     classes: Annotated[list[str], Field(min_length=2)]
     input: InputSpec
     thresholds: Thresholds
+    unknown: UnknownSpec | None = None  # absent: no unknown route (older packages)
     drift_baseline: DriftBaseline
     drift_thresholds: DriftThresholds = DriftThresholds()
     training_data: DataFingerprint
@@ -147,6 +193,11 @@ class Manifest(_Model):
             raise ValueError("drift_baseline.class_prior needs one entry per class")
         if self.thresholds.top_k > len(self.classes):
             raise ValueError("thresholds.top_k exceeds the number of classes")
+        strangers = sorted(set(self.thresholds.per_class) - set(self.classes))
+        if strangers:
+            raise ValueError(f"thresholds.per_class names labels that are not classes: {strangers}")
+        if self.unknown is not None and OOV_SHARE in self.unknown.features and self.vocabulary is None:
+            raise ValueError("unknown.features uses oov_share but the package has no vocabulary")
         return self
 
     def dump(self) -> str:
