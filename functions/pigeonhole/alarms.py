@@ -166,6 +166,26 @@ def alarm_name(prefix: str, suffix: str) -> str:
     return f"{prefix}-{suffix}"
 
 
+# Every alarm's description ends with a link to its entry in the runbook: docs/runbook.md has one
+# `### <suffix>` heading per alarm (tests/unit/test_runbook.py keeps the two in step). A deployment may
+# host the runbook elsewhere (InfraConfig.runbook_url); the anchor is always the suffix.
+RUNBOOK_PATH: Final = "docs/runbook.md"
+DESCRIPTION_LIMIT: Final = 1024  # CloudWatch's AlarmDescription maximum (characters)
+
+
+def runbook_link(suffix: str, runbook: str = RUNBOOK_PATH) -> str:
+    """The address of one alarm's runbook entry: `<runbook>#<suffix>` (a stable heading anchor)."""
+    return f"{runbook}#{suffix}"
+
+
+def alarm_description(alarm: AlarmDef | CompositeAlarmDef, runbook: str = RUNBOOK_PATH) -> str:
+    """What CloudWatch shows and notifies: severity, meaning, and where the on-call engineer reads on."""
+    text = f"[{alarm.severity}] {alarm.description}. Runbook: {runbook_link(alarm.suffix, runbook)}"
+    if len(text) > DESCRIPTION_LIMIT:
+        raise ValueError(f"{alarm.suffix}: description is {len(text)} characters, CloudWatch takes {DESCRIPTION_LIMIT}")
+    return text
+
+
 # -- metric constructors ---------------------------------------------------------------------------
 def ours(metric: mc.MetricDef, statistic: str, period_s: int, per_window: bool = False) -> MetricQuery:
     """A metric of our namespace with exactly the dimensions the functions emit (from the catalog)."""

@@ -19,6 +19,7 @@ from typing import Any, Final, Literal, get_args, get_origin
 
 from pigeonhole import constants as c
 from pigeonhole import topology as topo
+from pigeonhole.alarms import RUNBOOK_PATH
 from pigeonhole.naming import MAX_BATCH_SIZE, ResourceNames
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -52,6 +53,9 @@ _PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 CLASSIFIER_HEADROOM: Final = 5
 # Lambda keeps at least 100 of an account's concurrency unreserved; the default quota is 1,000.
 MAX_RESERVED_TOTAL: Final = 900
+
+# Keeps every alarm description (at most ~250 characters before the link) inside CloudWatch's 1,024.
+MAX_RUNBOOK_URL: Final = 512
 
 ONCALL_MISSING: Final = (
     "no on-call endpoint: pages (DLQ arrivals, error rates, silences) would reach nobody.\n"
@@ -109,6 +113,10 @@ class InfraConfig:
     oncall_email: str | None = None
     oncall_https_url: str | None = None
     ticket_email: str | None = None
+    # Where each alarm's description links (`<runbook_url>#<alarm suffix>`): the address the team reads
+    # the runbook at, e.g. the repository's docs/runbook.md at the deployed commit. The default is that
+    # path inside the repository.
+    runbook_url: str = RUNBOOK_PATH
     # Data.
     log_retention_days: int = 30
     destroy_data_on_teardown: bool = False  # True: `cdk destroy` also deletes tables and the key
@@ -273,6 +281,10 @@ class InfraConfig:
         need(
             self.oncall_https_url is None or self.oncall_https_url.startswith("https://"),
             "oncall_https_url: must start with https://",
+        )
+        need(
+            0 < len(self.runbook_url) <= MAX_RUNBOOK_URL and not set(self.runbook_url) & set("#? \t\n"),
+            f"runbook_url: 1..{MAX_RUNBOOK_URL} characters, no '#', '?' or whitespace (each alarm appends #<suffix>)",
         )
         need(
             self.log_retention_days in _LOG_RETENTION_DAYS,

@@ -79,6 +79,7 @@ def test_poison_in_the_dlq_pages_on_call(system: LocalResources, real_handler: H
     assert len(pages) == 1
     line = la.notification_line(pages[0])
     assert line.startswith(f"PAGE: {system.names.prefix}-ingest-dlq-depth OK -> ALARM"), line
+    assert "Runbook: docs/runbook.md#ingest-dlq-depth" in line  # the description AWS would send, link included
     # Still in ALARM at the next evaluation: no second page.
     watch.evaluate("again")
     assert [p for p in watch.pages if p["AlarmName"].endswith("ingest-dlq-depth")] == pages

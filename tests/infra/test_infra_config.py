@@ -58,6 +58,8 @@ def test_context_sources_and_cli_string_coercion(tmp_path: Path) -> None:
         ("prefix", "Upper_Case"),
         ("log_retention_days", 2),
         ("python_version", "3.11"),
+        ("runbook_url", "https://wiki.example.com/runbook#top"),  # each alarm appends #<suffix>
+        ("runbook_url", "https://example.com/" + "x" * 512),  # would push descriptions past 1,024
     ],
 )
 def test_invalid_values_are_rejected(field: str, value: object) -> None:

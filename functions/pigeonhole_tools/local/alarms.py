@@ -569,8 +569,9 @@ class LocalAlarms:
                 reason = f"ALARM({') AND ALARM('.join(comp.all_of)}): {len(alarmed)} of {len(parts)} in ALARM"
             name = defs.alarm_name(self.prefix, comp.suffix)
             results.append(AlarmResult(name, comp.suffix, comp.severity, state, previous, reason, [], True))
-        descriptions = {a.suffix: a.description for a in self.alarms} | {
-            c.suffix: c.description for c in self.composites
+        # The description CloudWatch would send: severity, meaning and the runbook entry's link.
+        descriptions = {a.suffix: defs.alarm_description(a) for a in self.alarms} | {
+            c.suffix: defs.alarm_description(c) for c in self.composites
         }
         for r in results:
             self.states[r.suffix] = r.state

@@ -103,7 +103,7 @@ class Alerting(Construct):
                 self,
                 definition.suffix,
                 alarm_name=defs.alarm_name(config.prefix, definition.suffix),
-                alarm_description=f"[{definition.severity}] {definition.description}",
+                alarm_description=defs.alarm_description(definition, config.runbook_url),
                 metric=to_alarm_metric(definition, self.bindings, config.window_seconds),
                 threshold=definition.threshold,
                 comparison_operator=COMPARISON[definition.comparison],
@@ -130,7 +130,7 @@ class Alerting(Construct):
                 self,
                 composite.suffix,
                 composite_alarm_name=defs.alarm_name(config.prefix, composite.suffix),
-                alarm_description=f"[{composite.severity}] {composite.description}",
+                alarm_description=defs.alarm_description(composite, config.runbook_url),
                 alarm_rule=alarm_rule,
             )
             action = page if composite.severity is defs.Severity.PAGE else ticket
