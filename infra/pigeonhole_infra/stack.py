@@ -15,6 +15,7 @@ from pigeonhole_infra.constructs.canary import CanaryDeployment
 from pigeonhole_infra.constructs.classifier import Classifier
 from pigeonhole_infra.constructs.companions import DriftTracker, FeedbackProcessor
 from pigeonhole_infra.constructs.dashboard import OperationsDashboard
+from pigeonhole_infra.constructs.dashboard_rows import SourceMapping
 from pigeonhole_infra.constructs.function import function_code
 from pigeonhole_infra.constructs.layers import ModelLayer, RuntimeLayer
 from pigeonhole_infra.constructs.queues import QueueWithDlq
@@ -150,6 +151,10 @@ class PigeonholeStack(cdk.Stack):
             config=config,
             bindings=self.alerting.bindings,
             alarms=[*self.alerting.alarms.values(), *self.alerting.composites.values()],
+            mappings=[
+                SourceMapping("Ingest", self.classifier.mapping_id, config.max_concurrency),
+                SourceMapping("Feedback", self.feedback_processor.mapping_id, config.feedback_max_concurrency),
+            ],
         )
 
         cdk.CfnOutput(self, "InputBusName", value=self.buses.input_bus.event_bus_name)

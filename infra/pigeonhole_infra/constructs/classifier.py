@@ -124,14 +124,14 @@ class Classifier(Construct):
             )
             scaling.scale_on_utilization(utilization_target=config.provisioned_utilization)
 
-        self.alias.add_event_source(
-            sources.SqsEventSource(
-                ingest_queue,
-                batch_size=config.batch_size,
-                max_batching_window=cdk.Duration.seconds(config.batching_window_s)
-                if config.batching_window_s
-                else None,
-                report_batch_item_failures=True,
-                max_concurrency=config.max_concurrency,
-            )
+        ingest_source = sources.SqsEventSource(
+            ingest_queue,
+            batch_size=config.batch_size,
+            max_batching_window=cdk.Duration.seconds(config.batching_window_s) if config.batching_window_s else None,
+            report_batch_item_failures=True,
+            max_concurrency=config.max_concurrency,
+            # Polled / invoked / failed / deleted event counts per mapping, for the dashboard.
+            metrics_config=lambda_.MetricsConfig(metrics=[lambda_.MetricType.EVENT_COUNT]),
         )
+        self.alias.add_event_source(ingest_source)
+        self.mapping_id = ingest_source.event_source_mapping_id  # the mapping's UUID (a token)

@@ -176,14 +176,15 @@ class FeedbackProcessor(Construct):
         # reads which model versions' captures may still exist (M#models) to join across a deploy.
         windows_table.grant(built.role, "dynamodb:UpdateItem", "dynamodb:Query")
         key.grant(built.role, *KMS_DYNAMODB)  # the queue's kms:Decrypt comes with the event source grant
-        self.function.add_event_source(
-            sources.SqsEventSource(
-                feedback_queue,
-                batch_size=config.feedback_batch_size,
-                max_batching_window=cdk.Duration.seconds(config.feedback_batching_window_s)
-                if config.feedback_batching_window_s
-                else None,
-                report_batch_item_failures=True,
-                max_concurrency=config.feedback_max_concurrency,
-            )
+        feedback_source = sources.SqsEventSource(
+            feedback_queue,
+            batch_size=config.feedback_batch_size,
+            max_batching_window=cdk.Duration.seconds(config.feedback_batching_window_s)
+            if config.feedback_batching_window_s
+            else None,
+            report_batch_item_failures=True,
+            max_concurrency=config.feedback_max_concurrency,
+            metrics_config=lambda_.MetricsConfig(metrics=[lambda_.MetricType.EVENT_COUNT]),  # for the dashboard
         )
+        self.function.add_event_source(feedback_source)
+        self.mapping_id = feedback_source.event_source_mapping_id

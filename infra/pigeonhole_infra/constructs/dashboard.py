@@ -1,4 +1,6 @@
-"""The operator's dashboard: throughput, latency, errors, class mix, confidence, drift, accuracy.
+"""The operator's dashboard: throughput, latency, errors, class mix, confidence, drift, accuracy; then
+both versions of a canary side by side, DynamoDB, EventBridge rules and the event source mappings
+(those rows are in `dashboard_rows`).
 
 Metrics of our namespace are built with the same catalog-derived dimensions as the alarms, so a
 graph and an alarm can never disagree about what they watch.
@@ -16,6 +18,13 @@ from pigeonhole import alarms as defs
 from pigeonhole import metrics_catalog as mc
 from pigeonhole_infra.config import InfraConfig
 from pigeonhole_infra.constructs.alerting import to_metric
+from pigeonhole_infra.constructs.dashboard_rows import (
+    SourceMapping,
+    canary_rows,
+    dynamodb_row,
+    event_source_mapping_row,
+    eventbridge_row,
+)
 
 MINUTE = 60
 WIDTH = 8  # three graphs per 24-unit row
@@ -32,6 +41,7 @@ class OperationsDashboard(Construct):
         config: InfraConfig,
         bindings: Mapping[defs.Binding, str],
         alarms: Sequence[cloudwatch.IAlarm],
+        mappings: Sequence[SourceMapping] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         window = config.window_seconds
@@ -186,6 +196,12 @@ class OperationsDashboard(Construct):
                         left_annotations=[cloudwatch.HorizontalAnnotation(value=100 * defs.ACCURACY_SLO, label="SLO")],
                     ),
                 ],
+                *canary_rows(config.names),
+                dynamodb_row(config.names),
+                eventbridge_row(bindings),
+                event_source_mapping_row(
+                    mappings, [alias("ConcurrentExecutions", "Maximum", label="live alias concurrent executions")]
+                ),
                 [cloudwatch.AlarmStatusWidget(alarms=list(alarms), title="Alarms", width=24, height=6)],
             ],
         )
