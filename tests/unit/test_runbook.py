@@ -180,12 +180,19 @@ def _check_aws(words: list[str]) -> None:
     by_cli_name = {xform_name(name, "-"): name for name in model.operation_names}
     assert operation in by_cli_name, f"{shlex.join(words)}: {service} has no operation {operation!r}"
     op = model.operation_model(by_cli_name[operation])
-    members = {xform_name(m, "-") for m in (op.input_shape.members if op.input_shape else {})}
-    members |= {f"no-{m}" for m in members}  # boolean members: --x / --no-x
+    shapes = {xform_name(m, "-"): shape for m, shape in (op.input_shape.members if op.input_shape else {}).items()}
+    members = set(shapes) | {f"no-{m}" for m in shapes}  # boolean members: --x / --no-x
     can_page = by_cli_name[operation] in _pageable(service)
+    flag = None
     for token in words[3:]:
         if not token.startswith("--"):
+            # A value: where the parameter (or its list's members) is an enum, the value must be one of it.
+            shape = shapes.get(flag or "")
+            shape = getattr(shape, "member", shape)
+            allowed = getattr(shape, "enum", None)
+            assert not allowed or token in allowed, f"{shlex.join(words)}: {flag} takes {allowed}, not {token!r}"
             continue
+        flag = token[2:]
         if token in AWS_GLOBAL or (can_page and token in AWS_PAGING):
             continue
         assert token[2:] in members, f"{shlex.join(words)}: {token} is not a parameter of {service} {operation}"
