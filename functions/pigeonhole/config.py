@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from pigeonhole import constants as c
+from pigeonhole.capture import DEFAULT_AUTO_RATE, DEFAULT_REVIEW_RATE, CapturePolicy
 from pigeonhole.exceptions import ConfigurationError
 
 
@@ -59,6 +60,29 @@ def _rate(env: Mapping[str, str], name: str, default: float) -> float:
     return default if value is None else value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
+
+
+def capture_policy(env: Mapping[str, str]) -> CapturePolicy:
+    """The capture policy from the environment; the retired flat rate is refused, not silently ignored."""
+    if env.get(c.ENV_CAPTURE_RATE):
+        raise ConfigurationError(
+            f"{c.ENV_CAPTURE_RATE} is replaced by {c.ENV_CAPTURE_REVIEW_RATE} and {c.ENV_CAPTURE_AUTO_RATE}"
+        )
+    return CapturePolicy(
+        review_rate=_rate(env, c.ENV_CAPTURE_REVIEW_RATE, DEFAULT_REVIEW_RATE),
+        auto_rate=_rate(env, c.ENV_CAPTURE_AUTO_RATE, DEFAULT_AUTO_RATE),
+    )
+
+
 def _json_object(env: Mapping[str, str], name: str) -> dict[str, object]:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -83,6 +107,7 @@ class _Common(TypedDict):
     window_shards: int
     window_ttl_days: int
     capture_ttl_days: int
+    capture: CapturePolicy
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +124,8 @@ class FunctionSettings:
     window_shards: int = c.DEFAULT_WINDOW_SHARDS
     window_ttl_days: int = c.DEFAULT_WINDOW_TTL_DAYS
     capture_ttl_days: int = c.DEFAULT_CAPTURE_TTL_DAYS
+    # Which predictions are captured (the classifier decides; every function gets the same value).
+    capture: CapturePolicy = field(default_factory=CapturePolicy)
 
     @staticmethod
     def _common(env: Mapping[str, str]) -> _Common:
@@ -109,6 +136,7 @@ class FunctionSettings:
             window_shards=_int(env, c.ENV_WINDOW_SHARDS, c.DEFAULT_WINDOW_SHARDS),
             window_ttl_days=_int(env, c.ENV_WINDOW_TTL_DAYS, c.DEFAULT_WINDOW_TTL_DAYS),
             capture_ttl_days=_int(env, c.ENV_CAPTURE_TTL_DAYS, c.DEFAULT_CAPTURE_TTL_DAYS),
+            capture=capture_policy(env),
         )
 
 
@@ -125,7 +153,9 @@ class Settings(FunctionSettings):
     ort_threads: int = 1
     # Window counters + prediction capture (the WindowRecorder); off unless the windows table is set.
     windows_table: str | None = None
-    capture_rate: float = c.DEFAULT_CAPTURE_RATE
+    # ClassPredicted per label: one CloudWatch metric per label and version (~$0.30 a month each); off
+    # by default, the class mix is in the drift report and its per-window metrics.
+    per_label_metrics: bool = False
     # Plausible event times, around the record's arrival (docs/reliability.md "Event times").
     event_max_age_seconds: int = c.DEFAULT_EVENT_MAX_AGE_SECONDS
     event_max_lead_seconds: int = c.DEFAULT_EVENT_MAX_LEAD_SECONDS
@@ -156,7 +186,7 @@ class Settings(FunctionSettings):
             max_event_bytes=_int(env, c.ENV_MAX_EVENT_BYTES, c.DEFAULT_MAX_EVENT_BYTES, minimum=64),
             ort_threads=_int(env, c.ENV_ORT_THREADS, 1),
             windows_table=windows,
-            capture_rate=_rate(env, c.ENV_CAPTURE_RATE, c.DEFAULT_CAPTURE_RATE),
+            per_label_metrics=_bool(env, c.ENV_PER_LABEL_METRICS, False),
             event_max_age_seconds=_int(env, c.ENV_EVENT_MAX_AGE_SECONDS, c.DEFAULT_EVENT_MAX_AGE_SECONDS, minimum=0),
             event_max_lead_seconds=_int(env, c.ENV_EVENT_MAX_LEAD_SECONDS, c.DEFAULT_EVENT_MAX_LEAD_SECONDS, minimum=0),
             quarantine_bucket=_optional(env, c.ENV_QUARANTINE_BUCKET),

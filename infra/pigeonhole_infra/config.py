@@ -20,6 +20,7 @@ from typing import Any, Final, Literal, get_args, get_origin
 from pigeonhole import constants as c
 from pigeonhole import topology as topo
 from pigeonhole.alarms import RUNBOOK_PATH
+from pigeonhole.capture import CapturePolicy
 from pigeonhole.naming import MAX_BATCH_SIZE, ResourceNames
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -117,6 +118,13 @@ class InfraConfig:
     # the runbook at, e.g. the repository's docs/runbook.md at the deployed commit. The default is that
     # path inside the repository.
     runbook_url: str = RUNBOOK_PATH
+    # Prediction capture (every function gets the same policy): the share of review-routed and of
+    # auto-routed events whose prediction is kept for the label join (docs/monitoring.md).
+    capture_review_rate: float = 1.0
+    capture_auto_rate: float = 0.1
+    # ClassPredicted per label (one custom metric per label and model version; off: the class mix is in
+    # the drift report and its per-window metrics). See docs/deploy.md.
+    per_label_metrics: bool = False
     # Data.
     log_retention_days: int = 30
     destroy_data_on_teardown: bool = False  # True: `cdk destroy` also deletes tables and the key
@@ -130,6 +138,11 @@ class InfraConfig:
     @property
     def names(self) -> ResourceNames:
         return ResourceNames(self.prefix)
+
+    @property
+    def capture(self) -> CapturePolicy:
+        """The prediction-capture policy every function is configured with."""
+        return CapturePolicy(review_rate=self.capture_review_rate, auto_rate=self.capture_auto_rate)
 
     @property
     def timing(self) -> topo.Timing:
@@ -244,6 +257,8 @@ class InfraConfig:
         need(1 <= self.ort_threads <= 6, "ort_threads: 1..6 (Lambda has at most 6 vCPUs)")
         need(self.log_level in {"DEBUG", "INFO", "WARNING", "ERROR"}, "log_level: DEBUG, INFO, WARNING or ERROR")
         need(self.review_threshold is None or 0.0 <= self.review_threshold <= 1.0, "review_threshold: within [0, 1]")
+        need(0.0 <= self.capture_review_rate <= 1.0, "capture_review_rate: within [0, 1]")
+        need(0.0 <= self.capture_auto_rate <= 1.0, "capture_auto_rate: within [0, 1]")
         need(1 <= self.batch_size <= MAX_BATCH_SIZE, f"batch_size: 1..{MAX_BATCH_SIZE}")
         need(0 <= self.batching_window_s <= 300, "batching_window_s: 0..300")
         need(2 <= self.max_concurrency <= 1000, "max_concurrency: 2..1000 (the ESM's limits)")

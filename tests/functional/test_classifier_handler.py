@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -274,8 +275,33 @@ def test_metrics_carry_the_model_version(
     assert names["EventsQuarantined"] == 1.0
     assert names["EventsRoutedToReview"] == 1.0
     assert names["LowConfidenceRate"] == 50.0
-    assert "ClassPredicted" in names
+    assert "ClassPredicted" not in names  # per-label metrics are an option, off by default
     assert "InferenceTime" in names
+
+
+def test_per_label_metrics_are_emitted_only_when_enabled(
+    stack: Stack, settings: Settings, context: Context, capsys: pytest.CaptureFixture[str]
+) -> None:
+    enabled = dataclasses.replace(settings, per_label_metrics=True)
+    svc = handler_module.build_service(enabled, session=boto3.Session(region_name=REGION))
+    handler_module.reset_for_tests(svc)
+    try:
+        texts = [*CONFIDENT, OFF_TOPIC]
+        stack.send([_body(i, t) for i, t in enumerate(texts)] + ["{bad"])
+        capsys.readouterr()
+        handler_module.handler(stack.receive_event(), context)
+    finally:
+        handler_module.reset_for_tests(None)
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    per_label = {}
+    for blob in blobs:
+        directive = blob["_aws"]["CloudWatchMetrics"][0]
+        if [m["Name"] for m in directive["Metrics"]] == ["ClassPredicted"]:
+            assert set(directive["Dimensions"][0]) == {"service", "ModelVersion", "Label"}
+            value = blob["ClassPredicted"]
+            per_label[blob["Label"]] = sum(value) if isinstance(value, list) else value
+    assert sum(per_label.values()) == len(texts)  # every classified event, once, under its label
+    assert set(per_label) >= {CONFIDENT[t] for t in CONFIDENT}
 
 
 def test_logs_carry_ids_and_version_never_text(stack: Stack, service: ClassifierService, context: Context) -> None:

@@ -20,6 +20,7 @@ from pigeonhole import constants as c
 from pigeonhole import metrics_catalog as mc
 from pigeonhole import topology
 from pigeonhole.adapters.dynamodb import DynamoDBAdapter
+from pigeonhole.capture import CapturePolicy
 from pigeonhole.classify.routing import Classification
 from pigeonhole.drift import layout as keys
 from pigeonhole.drift.counters import LATENCY_EDGES_SECONDS, WindowCounters, bin_counts
@@ -323,7 +324,7 @@ def test_unknown_ids_labels_and_invalid_bodies_are_counted_logged_and_acknowledg
 def test_labels_of_predictions_not_sampled_for_capture(capsys: pytest.CaptureFixture[str]) -> None:
     with moto_dynamodb() as client:
         recorder = WindowRecorder(
-            DynamoDBAdapter(client), WINDOWS, PREDICTIONS, capture_rate=0.0, clock=lambda: CLASSIFIED_AT
+            DynamoDBAdapter(client), WINDOWS, PREDICTIONS, capture=CapturePolicy(0.0, 0.0), clock=lambda: CLASSIFIED_AT
         )
         recorder.observe([(f"m-{e.event.id}", e) for e in predictions()], [], runtime())
         capsys.readouterr()

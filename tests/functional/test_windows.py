@@ -19,6 +19,7 @@ import pytest
 
 from pigeonhole import constants as c
 from pigeonhole.adapters.dynamodb import DynamoDBAdapter
+from pigeonhole.capture import CapturePolicy, sampled
 from pigeonhole.classify import handler as handler_module
 from pigeonhole.classify.routing import Classification
 from pigeonhole.config import Settings
@@ -353,17 +354,18 @@ def test_concurrent_writers_with_overlapping_duplicates_count_exactly(
 
 def test_capture_share_is_deterministic_per_event_id(ddb: Any) -> None:
     events = make_events(200, seed=5)
-    rec = recorder(ddb, capture_rate=0.25, capture_ttl_days=7)
+    rec = recorder(ddb, capture=CapturePolicy(review_rate=0.25, auto_rate=0.25), capture_ttl_days=7)
     assert rec.observe(batch(events), [], runtime()) == {}  # a simulation-sized batch: 4 transactions of 50
     markers = {m["pk"]: m for m in scan(ddb, PREDICTIONS)}
     assert len(markers) == 200  # every event has its dedup marker
     captured = {pk for pk, m in markers.items() if m["captured"]}
     assert 0.15 < len(captured) / 200 < 0.35
     # The choice is a pure function of the id: a retry (or another container) makes the same one.
-    assert captured == {keys.prediction_pk(VERSION, e.event.id) for e in events if keys.sampled(e.event.id, 0.25)}
+    assert captured == {keys.prediction_pk(VERSION, e.event.id) for e in events if sampled(e.event.id, 0.25)}
     some = markers[next(iter(sorted(captured)))]
     event = next(e for e in events if keys.prediction_pk(VERSION, e.event.id) == some["pk"])
     assert some["label"] == event.label
+    assert float(some["weight"]) == 4.0  # 1 / rate: the label join weighs it for unbiased accuracy
     assert int(some["label_index"]) == event.label_index
     assert float(some["confidence"]) == pytest.approx(event.confidence)
     assert some["window"] == W0700
@@ -377,8 +379,8 @@ def test_full_capture_by_default(ddb: Any) -> None:
     events = make_events(20)
     recorder(ddb).observe(batch(events), [], runtime())
     assert all(m["captured"] for m in scan(ddb, PREDICTIONS))
-    assert keys.sampled("x", 1.0)
-    assert not keys.sampled("x", 0.0)
+    assert sampled("x", 1.0)
+    assert not sampled("x", 0.0)
 
 
 def test_a_baseline_the_runtime_cannot_compute_is_refused() -> None:
@@ -405,28 +407,30 @@ BASE_ENV = {
 
 def test_recorder_settings_from_the_environment() -> None:
     s = Settings.from_env(BASE_ENV)
-    assert (s.windows_table, s.predictions_table, s.capture_rate, s.capture_ttl_days) == (None, None, 1.0, 14)
+    assert (s.windows_table, s.predictions_table, s.capture, s.capture_ttl_days) == (None, None, CapturePolicy(), 14)
     s = Settings.from_env(
         {
             **BASE_ENV,
             c.ENV_WINDOWS_TABLE: "w",
             c.ENV_PREDICTIONS_TABLE: "p",
-            c.ENV_CAPTURE_RATE: "0.1",
+            c.ENV_CAPTURE_AUTO_RATE: "0.1",
             c.ENV_CAPTURE_TTL_DAYS: "3",
             c.ENV_WINDOW_SHARDS: "4",
         }
     )
-    assert (s.windows_table, s.predictions_table, s.capture_rate, s.capture_ttl_days, s.window_shards) == (
+    assert (s.windows_table, s.predictions_table, s.capture, s.capture_ttl_days, s.window_shards) == (
         "w",
         "p",
-        0.1,
+        CapturePolicy(review_rate=1.0, auto_rate=0.1),
         3,
         4,
     )
     with pytest.raises(ConfigurationError, match=c.ENV_PREDICTIONS_TABLE):
         Settings.from_env({**BASE_ENV, c.ENV_WINDOWS_TABLE: "w"})
-    with pytest.raises(ConfigurationError, match=c.ENV_CAPTURE_RATE):
-        Settings.from_env({**BASE_ENV, c.ENV_CAPTURE_RATE: "2"})
+    with pytest.raises(ConfigurationError, match=c.ENV_CAPTURE_AUTO_RATE):
+        Settings.from_env({**BASE_ENV, c.ENV_CAPTURE_AUTO_RATE: "2"})
+    with pytest.raises(ConfigurationError, match="replaced"):  # the retired flat rate is not silently ignored
+        Settings.from_env({**BASE_ENV, c.ENV_CAPTURE_RATE: "0.5"})
 
 
 def test_the_classifier_counts_its_batches_through_the_handler(stack: Stack, tmp_path: Path, context: Context) -> None:
@@ -442,6 +446,7 @@ def test_the_classifier_counts_its_batches_through_the_handler(stack: Stack, tmp
         windows_table=WINDOWS,
         predictions_table=PREDICTIONS,
         event_max_age_seconds=100 * 365 * 86_400,  # the events carry fixed times (2026-11-29)
+        capture=CapturePolicy.everything(),  # the default keeps a tenth of the auto-routed: see below
     )
     service = handler_module.build_service(settings, session=boto3.Session(region_name="us-east-1"))
     assert isinstance(service.observer, WindowRecorder)

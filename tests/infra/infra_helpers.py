@@ -37,6 +37,9 @@ ALTERNATE_CONFIG: dict[str, Any] = {
     "canary_minutes": 3,
     "window_seconds": 600,
     "oncall_https_url": "https://pager.example.com/hook",
+    "capture_review_rate": 0.8,
+    "capture_auto_rate": 0.05,
+    "per_label_metrics": True,
 }
 
 

@@ -48,7 +48,7 @@ def build_service(settings: Settings, session: boto3.Session | None = None) -> C
             settings.windows_table,
             settings.predictions_table,
             window_seconds=settings.window_seconds,
-            capture_rate=settings.capture_rate,
+            capture=settings.capture,
             capture_ttl_days=settings.capture_ttl_days,
             window_ttl_days=settings.window_ttl_days,
             shards=settings.window_shards,

@@ -407,6 +407,8 @@ class ClassifierService:
             if outcome.classification is not None:
                 add(name=mc.CONFIDENCE.name, unit=MetricUnit.NoUnit, value=outcome.classification.confidence)
                 labels[outcome.classification.label] += 1
+        if not self.settings.per_label_metrics:
+            return  # the class mix is in the window counters, the drift report and its per-window metrics
         dimensions = {mc.DIM_SERVICE: self.metrics.service or mc.SERVICE_CLASSIFIER, **self.metrics.default_dimensions}
         for label, count in sorted(labels.items()):
             with single_metric(

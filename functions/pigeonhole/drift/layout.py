@@ -30,7 +30,6 @@ event. Feedback table (``pk`` S, TTL ``expires_at``): ``L#<version>#<event id>``
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -155,16 +154,6 @@ def expires_at(base: datetime | float, days: int) -> int:
     """TTL value (epoch seconds) ``days`` after ``base``."""
     when = base if isinstance(base, datetime) else datetime.fromtimestamp(base, tz=UTC)
     return int((when + timedelta(days=days)).timestamp())
-
-
-def sampled(event_id: str, rate: float) -> bool:
-    """Deterministic per event id (a retry or a duplicate makes the same choice), uniform over ids."""
-    if rate >= 1.0:
-        return True
-    if rate <= 0.0:
-        return False
-    digest = hashlib.sha256(event_id.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") < rate * 2.0**64
 
 
 def counter_layout(manifest: Manifest) -> CounterLayout:

@@ -23,6 +23,7 @@ import numpy as np
 from aws_lambda_powertools import Logger
 
 from pigeonhole.adapters.dynamodb import CounterUpdate, DynamoDBAdapter, Marker, serialize_item
+from pigeonhole.capture import CapturePolicy
 from pigeonhole.classify.contract import Reason
 from pigeonhole.classify.routing import Classification
 from pigeonhole.drift import layout as keys
@@ -64,7 +65,7 @@ class WindowRecorder:
         predictions_table: str,
         *,
         window_seconds: int = 300,
-        capture_rate: float = 1.0,
+        capture: CapturePolicy | None = None,  # None: capture every prediction
         capture_ttl_days: int = 14,
         window_ttl_days: int = 90,
         shards: int = 1,
@@ -73,15 +74,13 @@ class WindowRecorder:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
-        if not 0.0 <= capture_rate <= 1.0:
-            raise ValueError("capture_rate must be within [0, 1]")
         if window_seconds < 1 or shards < 1:
             raise ValueError("window_seconds and shards must be >= 1")
         self.store = store
         self.windows_table = windows_table
         self.predictions_table = predictions_table
         self.window_seconds = window_seconds
-        self.capture_rate = capture_rate
+        self.capture = capture or CapturePolicy.everything()
         self.capture_ttl_days = capture_ttl_days
         self.window_ttl_days = window_ttl_days
         self.shards = shards
@@ -238,11 +237,14 @@ class WindowRecorder:
         serialize_item({"confidence": unit.confidence, **(unit.features or {})})
 
     def _prediction_marker(self, key: str, c: Classification, version: str, ttl: int) -> dict[str, Any]:
-        """The dedup marker; with the prediction (a capture) when the event id is sampled."""
+        """The dedup marker; with the prediction (a capture) when the policy captures it, and its
+        sampling weight (1 / rate of its route) for the inverse-probability-weighted accuracy estimates."""
         item: dict[str, Any] = {keys.PK: key, keys.TTL: ttl, "kind": "prediction", "window": c.window}
-        if keys.sampled(c.event.id, self.capture_rate):
+        weight = self.capture.weight(c.event.id, c.route)
+        if weight is not None:
             item.update(
                 captured=True,
+                weight=weight,
                 event_id=c.event.id,
                 model_version=version,
                 event_time=keys.iso(c.event.time),

@@ -65,6 +65,7 @@ class Classifier(Construct):
             ENV_WINDOWS_TABLE: windows_table.table_name,
             ENV_PREDICTIONS_TABLE: predictions_table.table_name,
             c.ENV_QUARANTINE_BUCKET: quarantine_bucket.bucket_name,
+            c.ENV_PER_LABEL_METRICS: "true" if config.per_label_metrics else "false",
         }
         if config.review_threshold is not None:
             environment[c.ENV_REVIEW_THRESHOLD] = str(config.review_threshold)

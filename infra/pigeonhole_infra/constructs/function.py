@@ -51,6 +51,11 @@ def powertools_environment(service: str, log_level: str) -> dict[str, str]:
     }
 
 
+def capture_environment(config: InfraConfig) -> dict[str, str]:
+    """The capture policy, on every function alike (the classifier applies it; the others read the same)."""
+    return dict(config.capture.to_env(c.ENV_CAPTURE_REVIEW_RATE, c.ENV_CAPTURE_AUTO_RATE))
+
+
 class PigeonholeFunction(Construct):
     """A python function with the runtime and model layers; exposes `function`, `role`, `log_group`."""
 
@@ -105,7 +110,11 @@ class PigeonholeFunction(Construct):
             # Adds xray:PutTraceSegments/PutTelemetryRecords on Resource '*' to the role: X-Ray offers no
             # resource-level permissions for them (acknowledged in nag.py). Metrics need no IAM: they are EMF logs.
             tracing=lambda_.Tracing.ACTIVE,
-            environment={**powertools_environment(service, config.log_level), **environment},
+            environment={
+                **powertools_environment(service, config.log_level),
+                **capture_environment(config),
+                **environment,
+            },
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
             reserved_concurrent_executions=reserved_concurrency,
         )

@@ -238,6 +238,7 @@ class Simulator:
     def _full_classifier(
         self, sandbox: Sandbox, model: LoadedModel
     ) -> Callable[[list[tuple[str, datetime, str, int]]], None]:
+        from pigeonhole.capture import CapturePolicy
         from pigeonhole.classify import handler as handler_module
         from pigeonhole.config import Settings
 
@@ -251,6 +252,9 @@ class Simulator:
             window_seconds=self.cfg.window_seconds,
             windows_table=sandbox.names.windows,
             predictions_table=sandbox.names.predictions,
+            # The harness labels a random share of *all* events (label_coverage), as the fast mode's
+            # recorder captures them: keep every prediction so both modes join the same labels.
+            capture=CapturePolicy.everything(),
         )
         handler_module.logger.setLevel("ERROR")
         service = handler_module.build_service(settings, session=session)
