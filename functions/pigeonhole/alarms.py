@@ -244,18 +244,20 @@ FIVE_MINUTES: Final = 300
 def _burn_rate(suffix: str, window_s: int, burn: float, severity: Severity, what: str) -> AlarmDef:
     return AlarmDef(
         suffix=suffix,
-        description=f"{what}: labelled misclassification burns the {ERROR_BUDGET:.0%} budget at >= {burn}x "
-        f"over {window_s // 60} min",
+        description=f"{what}: labelled misclassification (weighted by capture) burns the {ERROR_BUDGET:.0%} "
+        f"budget at >= {burn}x over {window_s // 60} min",
         severity=severity,
         threshold=burn,
         comparison=Comparison.GTE,
         evaluation_periods=1,
         datapoints_to_alarm=1,
         treat_missing_data=MissingData.NOT_BREACHING,
-        expression=f"IF(labelled >= {MIN_LABELS}, (wrong / labelled) / {ERROR_BUDGET}, 0)",
+        # Weighted by 1 / capture rate: every review-routed event is captured, a share of the auto-routed.
+        expression=f"IF(labelled >= {MIN_LABELS}, (wrong / weight) / {ERROR_BUDGET}, 0)",
         metrics=(
             ("labelled", ours(mc.LABELLED_EVENTS, "Sum", window_s)),
-            ("wrong", ours(mc.MISCLASSIFIED_EVENTS, "Sum", window_s)),
+            ("weight", ours(mc.LABELLED_WEIGHT, "Sum", window_s)),
+            ("wrong", ours(mc.MISCLASSIFIED_WEIGHT, "Sum", window_s)),
         ),
         notify=False,
     )

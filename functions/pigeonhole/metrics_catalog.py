@@ -87,6 +87,15 @@ LABELLED_EVENTS = MetricDef("LabelledEvents", "Count", _FEEDBACK, SERVICE_FEEDBA
 MISCLASSIFIED_EVENTS = MetricDef(
     "MisclassifiedEvents", "Count", _FEEDBACK, SERVICE_FEEDBACK, "joined labels that disagree with the prediction"
 )
+# Σ sampling weight (1 / capture rate) of those labels: the accuracy SLO weighs each label by how many
+# classified events it stands for, so the capture policy's over-sampling of review-routed events does
+# not bias it (pigeonhole.feedback.estimates).
+LABELLED_WEIGHT = MetricDef(
+    "LabelledWeight", "Count", _FEEDBACK, SERVICE_FEEDBACK, "Σ sampling weight of the labels joined"
+)
+MISCLASSIFIED_WEIGHT = MetricDef(
+    "MisclassifiedWeight", "Count", _FEEDBACK, SERVICE_FEEDBACK, "Σ sampling weight of the misclassified labels"
+)
 FEEDBACK_UNMATCHED = MetricDef(
     "FeedbackUnmatched", "Count", (DIM_SERVICE,), SERVICE_FEEDBACK, "labels with an unknown event id or label"
 )
@@ -105,6 +114,12 @@ FEEDBACK_MODEL_LOAD_FAILURES = MetricDef(
 )
 
 DRIFT_METRICS: Final = (DRIFT_SEVERITY, DRIFT_PSI, DRIFT_JS, EXPECTED_ACCURACY, WINDOW_EVENTS)
-FEEDBACK_METRICS: Final = (LABELLED_EVENTS, MISCLASSIFIED_EVENTS, FEEDBACK_UNMATCHED)
+FEEDBACK_METRICS: Final = (
+    LABELLED_EVENTS,
+    MISCLASSIFIED_EVENTS,
+    LABELLED_WEIGHT,
+    MISCLASSIFIED_WEIGHT,
+    FEEDBACK_UNMATCHED,
+)
 MONITOR_LOAD_METRICS: Final = (DRIFT_MODEL_LOAD_FAILURES, FEEDBACK_MODEL_LOAD_FAILURES)
 ALL_METRICS: Final = CLASSIFIER_METRICS + DRIFT_METRICS + FEEDBACK_METRICS + MONITOR_LOAD_METRICS

@@ -195,7 +195,13 @@ def test_labels_join_their_predictions_window_with_latency(ddb: Any, capsys: pyt
     points = emf(capsys.readouterr().out)
     assert_in_catalog(points)
     values = {p["name"]: p["value"] for p in points}
-    assert values == {"LabelledEvents": 3.0, "MisclassifiedEvents": 1.0, "FeedbackUnmatched": 0.0}
+    assert values == {
+        "LabelledEvents": 3.0,
+        "MisclassifiedEvents": 1.0,
+        "LabelledWeight": 3.0,  # captured at rate 1: each label stands for itself
+        "MisclassifiedWeight": 1.0,
+        "FeedbackUnmatched": 0.0,
+    }
     labelled = next(p for p in points if p["name"] == "LabelledEvents")
     assert labelled["dimensions"] == {mc.DIM_SERVICE: "feedback", mc.DIM_MODEL_VERSION: VERSION}
 
@@ -308,7 +314,13 @@ def test_unknown_ids_labels_and_invalid_bodies_are_counted_logged_and_acknowledg
     day = get_unmatched(ddb)
     assert (day["unknown_id"], day["unknown_label"], day["invalid"]) == (1, 1, 4)
     values = {p["name"]: p["value"] for p in emf(out)}
-    assert values == {"LabelledEvents": 1.0, "MisclassifiedEvents": 0.0, "FeedbackUnmatched": 6.0}
+    assert values == {
+        "LabelledEvents": 1.0,
+        "MisclassifiedEvents": 0.0,
+        "LabelledWeight": 1.0,
+        "MisclassifiedWeight": 0.0,
+        "FeedbackUnmatched": 6.0,
+    }
     unmatched = next(p for p in emf(out) if p["name"] == "FeedbackUnmatched")
     assert unmatched["dimensions"] == {mc.DIM_SERVICE: "feedback"}
     logs = [json.loads(line) for line in stream.getvalue().splitlines()]

@@ -210,12 +210,15 @@ def test_aws_service_alarms_are_reported_not_evaluated() -> None:
 
 
 def test_composite_pages_only_when_both_burn_windows_alarm() -> None:
-    labelled, wrong = ("LabelledEvents", "Sum"), ("MisclassifiedEvents", "Sum")
+    labelled, weight = ("LabelledEvents", "Sum"), ("LabelledWeight", "Sum")
+    wrong = ("MisclassifiedWeight", "Sum")  # the burn rate weighs labels by 1 / capture rate
     hour, five = T0, T0 + 3600 - 300
-    # 40 % wrong over the hour: burn 4 >= 3. The last 5 minutes: nothing wrong yet.
+    # 40 % wrong over the hour (weighted: 100 labels standing for 400 events): burn 4 >= 3. The last
+    # 5 minutes: nothing wrong yet.
     data: dict[tuple[str, str], dict[int, float]] = {
         labelled: {hour: 100.0, five: 50.0},
-        wrong: {hour: 40.0, five: 0.0},
+        weight: {hour: 400.0, five: 200.0},
+        wrong: {hour: 160.0, five: 0.0},
     }
 
     class PerPeriod(FakeSource):
@@ -240,7 +243,7 @@ def test_composite_pages_only_when_both_burn_windows_alarm() -> None:
     assert first["accuracy-burn-fast-short"].state == la.State.OK
     assert first["accuracy-burn-fast"].state == la.State.OK
     assert not [n for _, n, _ in notifier.sent if "accuracy" in n]  # the parts never notify
-    data[wrong][five] = 25.0  # 50 % wrong in the last 5 minutes too
+    data[wrong][five] = 100.0  # 50 % wrong in the last 5 minutes too
     second = _by_suffix(ev.evaluate(at))
     assert second["accuracy-burn-fast"].state == la.State.ALARM
     assert [(s, n) for s, n, _ in notifier.sent] == [("page", f"{PREFIX}-accuracy-burn-fast")]

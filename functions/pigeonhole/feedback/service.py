@@ -8,7 +8,8 @@ one consistent batch read), so a deploy does not orphan the previous version's p
 added to the label counters of the *prediction's* version and window (``WindowCounters.from_labels``
 with that version's classes and bins). Exactly once: a marker ``L#<captured version>#<id>`` in the
 feedback table is created in the same transaction as the ``ADD``, so a redelivered or duplicated label
-is recognised and skipped; the first label of an event wins.
+is recognised and skipped; the first label of an event wins. The ``ADD`` also carries the capture's
+sampling weight per route, for unbiased accuracy estimates (:mod:`pigeonhole.feedback.estimates`).
 
 A label can overtake its prediction (the classifier's batch is still being retried). A label whose id
 matches no prediction yet is returned to SQS as a batch item failure (``pending``) while the message is
@@ -24,6 +25,7 @@ retried (SQS).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections import Counter, defaultdict
@@ -51,6 +53,7 @@ from pigeonhole.drift.recorder import window_update
 from pigeonhole.entry.batch import partial_batch_response
 from pigeonhole.entry.envelope import Rejection, parse_document
 from pigeonhole.exceptions import PublishError
+from pigeonhole.feedback.estimates import WeightedLabels, capture_weight
 from pigeonhole.model.manifest import Manifest
 from pigeonhole.naming import MAX_RECEIVE_COUNT
 
@@ -142,6 +145,8 @@ class _Join:
     confidence: float
     window: str
     latency_seconds: float
+    route: str = "auto"
+    weight: float = 1.0  # 1 / the capture rate of the prediction's route
 
 
 class FeedbackService:
@@ -313,6 +318,8 @@ class FeedbackService:
                     confidence=float(capture["confidence"]),
                     window=str(capture["window"]),
                     latency_seconds=(first.arrived - event_time).total_seconds(),
+                    route=str(capture["route"]),
+                    weight=capture_weight(capture),
                 )
             )
         return joins
@@ -338,6 +345,8 @@ class FeedbackService:
             return "not_captured", "prediction was counted but not sampled for capture"
         if not 0 <= int(capture.get("label_index", -1)) < model.layout.n_classes:
             return "unknown_id", "captured prediction does not fit its model's classes"
+        if not capture_weight(capture) >= 1.0:  # NaN: no valid route or weight
+            return "unknown_id", "captured prediction has no valid route or sampling weight"
         if label.label not in model.class_index:
             return "unknown_label", f"label is not a class of this model (version {model.version})"
         return None, ""
@@ -387,11 +396,11 @@ class FeedbackService:
                     latency_seconds=np.array([j.latency_seconds for j in members], dtype=np.float64),
                 )
                 shard = self._rng.randrange(self.shards) if self.shards > 1 else 0
-                updates.append(
-                    window_update(
-                        self.windows_table, version, window, counters, shard, self.shards, self.window_ttl_days
-                    )
+                update = window_update(
+                    self.windows_table, version, window, counters, shard, self.shards, self.window_ttl_days
                 )
+                weighted = WeightedLabels.from_joins((j.route, j.weight, j.predicted == j.true_index) for j in members)
+                updates.append(dataclasses.replace(update, add={**update.add, **weighted.to_item_updates()}))
             return updates
 
         result = self.store.commit_once(markers, build)
@@ -407,6 +416,8 @@ class FeedbackService:
                         "window": j.window,
                         "model_version": j.model.version,
                         "latency_seconds": round(j.latency_seconds, 3),
+                        "route": j.route,
+                        "weight": j.weight,
                     },
                 )
             elif i in result.duplicates:
@@ -458,6 +469,8 @@ class FeedbackService:
         for metric, value, dims in (
             (mc.LABELLED_EVENTS, len(labelled), versioned),
             (mc.MISCLASSIFIED_EVENTS, sum(o.misclassified for o in labelled), versioned),
+            (mc.LABELLED_WEIGHT, sum(o.extra["weight"] for o in labelled), versioned),
+            (mc.MISCLASSIFIED_WEIGHT, sum(o.extra["weight"] for o in labelled if o.misclassified), versioned),
             (mc.FEEDBACK_UNMATCHED, unmatched, {mc.DIM_SERVICE: mc.SERVICE_FEEDBACK}),
         ):
             with single_metric(

@@ -16,6 +16,7 @@ from constructs import Construct
 
 from pigeonhole import alarms as defs
 from pigeonhole import metrics_catalog as mc
+from pigeonhole.drift.detectors import SIGNAL_CLASS_MIX
 from pigeonhole_infra.config import InfraConfig
 from pigeonhole_infra.constructs.alerting import to_metric
 from pigeonhole_infra.constructs.dashboard_rows import (
@@ -84,7 +85,38 @@ class OperationsDashboard(Construct):
             defs.Binding.DRIFT_DLQ,
         )
         labelled = ours(mc.LABELLED_EVENTS, "Sum", 3600)
-        wrong = ours(mc.MISCLASSIFIED_EVENTS, "Sum", 3600)
+        weight = ours(mc.LABELLED_WEIGHT, "Sum", 3600)  # labels weighted by 1 / capture rate
+        wrong = ours(mc.MISCLASSIFIED_WEIGHT, "Sum", 3600)
+
+        def class_mix_drift(metric: mc.MetricDef) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=mc.NAMESPACE,
+                metric_name=metric.name,
+                dimensions_map={
+                    mc.DIM_SERVICE: metric.service,
+                    mc.DIM_MODEL_VERSION: model_version,
+                    mc.DIM_SIGNAL: SIGNAL_CLASS_MIX,
+                },
+                statistic="Maximum",
+                period=cdk.Duration.seconds(window),
+                label=f"class mix {metric.name}",
+            )
+
+        # Per-label metrics are an option (one custom metric per label); without them the class mix is
+        # watched through the drift function's per-window class-mix PSI and JS distance.
+        class_mix = (
+            graph(
+                "Class mix (events per label, 5 min)",
+                [search(mc.CLASS_PREDICTED, mc.DIM_LABEL, "Sum", 300)],
+                stacked=True,
+            )
+            if config.per_label_metrics
+            else graph(
+                "Class mix drift per window (PSI; JS right)",
+                [class_mix_drift(mc.DRIFT_PSI)],
+                right=[class_mix_drift(mc.DRIFT_JS)],
+            )
+        )
 
         self.dashboard = cloudwatch.Dashboard(
             self,
@@ -150,11 +182,7 @@ class OperationsDashboard(Construct):
                     graph(
                         "Dead-letter queues (messages)", [sqs("ApproximateNumberOfMessagesVisible", q) for q in dlqs]
                     ),
-                    graph(
-                        "Class mix (events per label, 5 min)",
-                        [search(mc.CLASS_PREDICTED, mc.DIM_LABEL, "Sum", 300)],
-                        stacked=True,
-                    ),
+                    class_mix,
                     graph(
                         "Confidence",
                         [
@@ -180,8 +208,8 @@ class OperationsDashboard(Construct):
                         "Accuracy (labelled, hourly) and expected accuracy (label-free)",
                         [
                             cloudwatch.MathExpression(
-                                expression="IF(labelled > 0, 100 * (1 - wrong / labelled), 0)",
-                                using_metrics={"labelled": labelled, "wrong": wrong},
+                                expression="IF(labelled > 0, 100 * (1 - wrong / weight), 0)",
+                                using_metrics={"labelled": labelled, "weight": weight, "wrong": wrong},
                                 period=cdk.Duration.hours(1),
                                 label="labelled accuracy (%)",
                             ),
