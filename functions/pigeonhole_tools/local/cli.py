@@ -224,6 +224,71 @@ def deploy(
 
 
 @local_app.command()
+def canary(
+    candidate: Annotated[Path, typer.Option(help="The candidate model package directory (the new version).")],
+    current: Annotated[
+        Path | None,
+        typer.Option(help="The serving package (default: $PIGEONHOLE_MODEL_DIR, else layers/model)."),
+    ] = None,
+    percent: Annotated[
+        int, typer.Option(min=1, max=99, help="Share of batches routed to the candidate (infra: canary_percent).")
+    ] = 10,
+    minutes: Annotated[
+        int, typer.Option(min=1, max=60, help="Simulated canary interval in minutes (infra: canary_minutes).")
+    ] = 5,
+    events: Annotated[
+        int | None,
+        typer.Option(min=1, help="Events in total (default: enough that the candidate gets 20 a minute)."),
+    ] = None,
+    pre_traffic: Annotated[
+        bool, typer.Option(help="Replay the candidate's golden set before it gets traffic (the pre-traffic hook).")
+    ] = True,
+    golden_floor: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Golden accuracy floor (default: the current package's own bar)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the texts drawn.")] = 7,
+    log_file: Annotated[Path, typer.Option(help="Where the handler's JSON logs and EMF metrics go.")] = Path(
+        ".local/canary-handler.log"
+    ),
+    report: Annotated[Path | None, typer.Option(help="Also write the report as JSON here.")] = None,
+) -> None:
+    """Rehearse a canary deploy: both versions behind one alias, per-version rollback alarms, PROMOTED or ROLLED BACK.
+
+    Exit 0: promoted; 1: rolled back by a rollback alarm; 3: rolled back before traffic (load or golden
+    check); 2: could not run.
+    """
+    import json
+
+    from pigeonhole_tools.local.canary import CanaryOptions, render_report, run_canary
+    from pigeonhole_tools.local.canary.run import EXIT_CANNOT_RUN, CanaryInputError
+    from pigeonhole_tools.local.demo import ModelMissingError
+
+    console = _console()
+    options = CanaryOptions(
+        candidate=candidate,
+        current=current,
+        percent=percent,
+        minutes=minutes,
+        events=events,
+        pre_traffic=pre_traffic,
+        golden_floor=golden_floor,
+        seed=seed,
+        log_file=log_file,
+    )
+    try:
+        result = run_canary(options, console)
+    except (ModelMissingError, CanaryInputError) as exc:
+        console.print(f"[bold red]{exc}[/]")
+        raise typer.Exit(EXIT_CANNOT_RUN) from exc
+    render_report(result, console)
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    raise typer.Exit(result.exit_code)
+
+
+@local_app.command()
 def send(
     text: Annotated[str | None, typer.Option(help="The support message (builds a valid event around it).")] = None,
     endpoint: Annotated[
