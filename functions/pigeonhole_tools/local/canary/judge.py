@@ -8,8 +8,9 @@ Lambda alias metrics (``FunctionName, Resource``) are narrowed to the version by
 
 The golden check replays the candidate's golden set (`pigeonhole.model.golden`, shipped in the model
 package) through the candidate's loaded runtime and refuses it below the accuracy bar: max of its
-manifest's ``min_accuracy`` and a floor the deployer sets (default: the current package's own bar, so
-a candidate cannot lower it through its manifest).
+manifest's ``min_accuracy`` and the deployer's floor (default `DEFAULT_GOLDEN_FLOOR`, the stack's
+``min_golden_accuracy``), so a broken build cannot lower the bar through its own manifest. A candidate
+without a golden set is refused, as the deployed hook refuses it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pigeonhole_tools.local.canary.versions import ClassifierVersion
 
 EXECUTED_VERSION = "ExecutedVersion"
 GOLDEN_MODULE = "pigeonhole.model.golden"
+DEFAULT_GOLDEN_FLOOR = 0.8  # infra's InfraConfig.min_golden_accuracy
 
 
 def for_version(query: defs.MetricQuery, executed_version: str) -> defs.MetricQuery:
@@ -56,7 +58,12 @@ def version_evaluator(
     source: la.MetricSource, version: ClassifierVersion, names: ResourceNames, window_seconds: int
 ) -> la.LocalAlarms:
     """An evaluator of one version's rollback alarms (no notifier: CodeDeploy reads the state, nobody is paged)."""
-    bindings = la.local_bindings(names, version.model_version)
+    bindings = dict(la.local_bindings(names, version.model_version))
+    # Where the definitions bind ExecutedVersion / FunctionVersion themselves (the canary's own alarms), it is
+    # this version's number; `for_version` covers definitions that only know the alias.
+    function_version = getattr(defs.Binding, "CLASSIFIER_VERSION", None)
+    if function_version is not None:
+        bindings[function_version] = version.executed_version
     return la.LocalAlarms(
         source,
         bindings,
@@ -89,12 +96,6 @@ def golden_module() -> Any | None:
         return importlib.import_module(GOLDEN_MODULE)
     except ImportError:
         return None
-
-
-def golden_floor(current: ClassifierVersion) -> float:
-    """Default floor: the current package's own golden accuracy bar (0 when it ships no golden set)."""
-    spec = getattr(current.service.runtime.manifest, "golden", None)
-    return float(getattr(spec, "min_accuracy", 0.0) or 0.0)
 
 
 def pre_traffic(candidate: ClassifierVersion, floor: float) -> PreTraffic:

@@ -35,9 +35,9 @@ from pigeonhole import alarms as defs
 from pigeonhole import constants as c
 from pigeonhole_tools.local import alarms as la
 from pigeonhole_tools.local.canary.judge import (
+    DEFAULT_GOLDEN_FLOOR,
     PreTraffic,
     firing,
-    golden_floor,
     pre_traffic,
     rollback_alarms,
     version_evaluator,
@@ -90,10 +90,15 @@ class CanaryInputError(ValueError):
     """The rehearsal cannot run as asked (exit 2)."""
 
 
+def min_events() -> int:
+    """Events a version needs in a minute before its rate alarms judge it (the definitions' own guard)."""
+    return int(getattr(defs, "CANARY_MIN_EVENTS", defs.MIN_EVENTS))
+
+
 def default_events_per_minute(percent: int) -> int:
-    """Enough full batches a minute that the candidate's share holds >= MIN_EVENTS events (the rate alarms'
-    guard: with fewer, review and quarantine rates are not judged at all)."""
-    batches = math.ceil(defs.MIN_EVENTS * 100 / (percent * BATCH))
+    """Enough full batches a minute that the candidate's share holds `min_events` (the rate alarms' guard:
+    with fewer, its review and quarantine rates are not judged at all)."""
+    batches = math.ceil(min_events() * 100 / (percent * BATCH))
     return BATCH * batches
 
 
@@ -105,7 +110,7 @@ class CanaryOptions:
     minutes: int = DEFAULT_MINUTES
     events: int | None = None  # total; default minutes * default_events_per_minute(percent)
     pre_traffic: bool = True
-    golden_floor: float | None = None  # default: the current package's golden min_accuracy
+    golden_floor: float | None = None  # default: DEFAULT_GOLDEN_FLOOR (the stack's min_golden_accuracy)
     seed: int = 7
     prefix: str = "pigeonhole"
     region: str = DEFAULT_REGION
@@ -252,10 +257,10 @@ def run_canary(options: CanaryOptions, console: Console) -> CanaryReport:
     )
     pool, source = stationary_pool(dataset_path(options.dataset))
     report = CanaryReport(current_model, candidate_model, options.percent, options.minutes, per_minute, source)
-    if per_minute * options.percent // 100 < defs.MIN_EVENTS:
+    if per_minute * options.percent // 100 < min_events():
         report.warnings.append(
             f"{per_minute} events a minute give the candidate about {per_minute * options.percent // 100}, fewer "
-            f"than the {defs.MIN_EVENTS} the rate alarms need: its review and quarantine rates are not judged"
+            f"than the {min_events()} the rate alarms need: its review and quarantine rates are not judged"
         )
     try:
         with (
@@ -282,7 +287,7 @@ def _load(options: CanaryOptions, current_dir: Path, report: CanaryReport) -> tu
         report.reason = f"the candidate never got traffic: {exc}"
         return None
     if options.pre_traffic:
-        floor = options.golden_floor if options.golden_floor is not None else golden_floor(current)
+        floor = DEFAULT_GOLDEN_FLOOR if options.golden_floor is None else options.golden_floor
         report.pre_traffic = pre_traffic(candidate, floor)
         if not report.pre_traffic.passed:
             report.outcome, report.exit_code = Outcome.ROLLED_BACK, EXIT_ROLLED_BACK_PRE_TRAFFIC

@@ -34,6 +34,7 @@ CURRENT = "current"
 CANDIDATE = "candidate"
 CURRENT_EXECUTED_VERSION = "1"  # the Lambda version numbers a first canary deploy would have
 CANDIDATE_EXECUTED_VERSION = "2"
+LAMBDA_VERSION_ENV = "AWS_LAMBDA_FUNCTION_VERSION"  # Lambda sets it in every container of a published version
 
 
 class VersionLoadError(RuntimeError):
@@ -65,6 +66,7 @@ def load_version(role: str, executed_version: str, model_dir: Path) -> Classifie
     from pigeonhole.config import Settings
 
     settings = dataclasses.replace(Settings.from_env(os.environ), model_dir=model_dir)
+    os.environ[LAMBDA_VERSION_ENV] = executed_version  # a load failure is counted under this version
     try:
         with _quiet_retag():
             service = handler_module.build_service(settings)
@@ -120,6 +122,7 @@ class SplitHandler:
         if self._on_route is not None:
             self._on_route(version)
         context.function_version = version.executed_version
+        os.environ[LAMBDA_VERSION_ENV] = version.executed_version
         handler_module.service.reset(version.service)
         with _quiet_retag():
             tag_model(version.service.runtime.manifest, handler_module.logger, handler_module.metrics)
