@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import os
 import socket
+import threading
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,6 +277,55 @@ def _speed_up_moto_sqs_receive() -> None:
     setattr(SQSBackend, "is_message_valid_based_on_retention_period", is_message_valid_based_on_retention_period)  # noqa: B010
 
 
+def _speed_up_moto_transactions() -> None:
+    """Speed only, no change in behaviour: moto backs a table up once per transaction item, not per table.
+
+    Before TransactWriteItems writes anything, moto deep-copies the whole table once for every item
+    that names it (the copy restores the table if the transaction fails). A classifier batch of 10 is
+    11 items on one table, so 11 identical copies of a table that grows with every event: seconds per
+    batch after a few thousand events, and past the functions' 5 s read timeout their SDK retries the
+    transaction while moto still copies, which then fails ("dictionary changed size during
+    iteration"). Here, within one call, a table already copied is not copied again: the copies are
+    taken before the first write, so they are identical, and moto keeps only one of them anyway.
+    """
+    try:
+        from moto.dynamodb import models as ddb
+        from moto.dynamodb.models.table import Table
+    except ImportError:
+        return
+    if getattr(ddb.DynamoDBBackend.transact_write_items, "_pigeonhole_fast", False):
+        return
+    real_copy = ddb.copy
+    backups = threading.local()  # moto's server handles each request on its own thread
+
+    class _OncePerTableCopy:
+        """The `copy` module as moto's DynamoDB backend sees it; tables are copied once per transaction."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real_copy, name)
+
+        def deepcopy(self, x: Any, memo: Any = None) -> Any:
+            cache: dict[int, Any] | None = getattr(backups, "tables", None)
+            if cache is None or not isinstance(x, Table):
+                return real_copy.deepcopy(x, memo)
+            if id(x) not in cache:
+                cache[id(x)] = real_copy.deepcopy(x, memo)
+            return cache[id(x)]
+
+    original = ddb.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: Any) -> Any:
+        backups.tables = {}
+        try:
+            return original(self, transact_items)
+        finally:
+            backups.tables = None
+
+    setattr(transact_write_items, "_pigeonhole_fast", True)  # noqa: B010
+    setattr(ddb, "copy", _OncePerTableCopy())  # noqa: B010 (moto's module reads `copy.deepcopy` at call time)
+    setattr(ddb.DynamoDBBackend, "transact_write_items", transact_write_items)  # noqa: B010
+
+
 class Emulator:
     """A moto server on 127.0.0.1 (port 0 = any free port). Use as a context manager.
 
@@ -294,6 +344,7 @@ class Emulator:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request otherwise
         _memoize_moto_jsonpath()
         _speed_up_moto_sqs_receive()
+        _speed_up_moto_transactions()
         if self._port:
             _check_port_free(self._port)
         server = ThreadedMotoServer(ip_address=LOOPBACK, port=self._port, verbose=False)
