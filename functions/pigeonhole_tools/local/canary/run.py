@@ -419,7 +419,11 @@ def render_report(report: CanaryReport, console: Console) -> None:
     console.print(f"[bold {colour}]{report.outcome.value}[/]: {report.reason}")
     for r in report.decided_by:
         console.print(f"  {r.name}: {r.reason}")
-    console.print(
-        f"(simulated clock from {report.simulated_start}, {report.events_per_minute} events a minute from "
-        f"{report.source.split(' (')[0]}; {report.seconds:.1f} s wall time; exit {report.exit_code})"
-    )
+    if report.rows:
+        traffic = (
+            f"simulated clock from {report.simulated_start}, {report.events_per_minute} events a minute from "
+            f"{report.source.split(' (')[0]}; "
+        )
+    else:
+        traffic = "no traffic sent; "
+    console.print(f"({traffic}{report.seconds:.1f} s wall time; exit {report.exit_code})")
