@@ -116,7 +116,7 @@ def test_good_candidate_is_promoted(good_candidate: Path, tmp_path: Path, cold_h
     assert len(report["minutes_run"]) == 3
     for minute in report["minutes_run"]:
         # The candidate really served: enough records every minute for the rate alarms to judge it.
-        assert minute["batches"]["candidate"] >= 2
+        assert minute["batches"]["candidate"] >= 1
         assert minute["records"]["candidate"] >= min_events()
         assert minute["batches"]["current"] > minute["batches"]["candidate"]
         assert all(a["state"] == "OK" for a in minute["alarms"]["candidate"]), minute["alarms"]["candidate"]

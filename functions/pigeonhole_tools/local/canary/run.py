@@ -97,8 +97,11 @@ def min_events() -> int:
 
 def default_events_per_minute(percent: int) -> int:
     """Enough full batches a minute that the candidate's share holds `min_events` (the rate alarms' guard:
-    with fewer, its review and quarantine rates are not judged at all)."""
-    batches = math.ceil(min_events() * 100 / (percent * BATCH))
+    with fewer, its review and quarantine rates are not judged at all), and never fewer than the alias
+    alarms' 20: a rate over 10 events moves in steps of 10 %, so a good model's ~15 % review share
+    would cross a 30 % line in about one minute in twenty by chance alone (binomial, n = 10, p = 0.15)."""
+    wanted = max(min_events(), defs.MIN_EVENTS)
+    batches = math.ceil(wanted * 100 / (percent * BATCH))
     return BATCH * batches
 
 
