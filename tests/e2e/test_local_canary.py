@@ -88,6 +88,7 @@ def cold_handler(restore_environ: None) -> Iterator[None]:
     handler_module.reset_for_tests()
     yield
     handler_module.reset_for_tests()
+    handler_module.metrics.clear_default_dimensions()  # the last version's ModelVersion: not the next test's
 
 
 def rehearse(candidate: Path, tmp_path: Path, *extra: str) -> tuple[int, str, dict[str, Any]]:
