@@ -14,7 +14,8 @@ import pytest
 from onnx import numpy_helper
 from typer.testing import CliRunner
 
-from pigeonhole.constants import MANIFEST_FILE, MODEL_FILE
+from pigeonhole.constants import GOLDEN_FILE, MANIFEST_FILE, MODEL_FILE
+from pigeonhole.model.golden import evaluate_golden, load_golden, runtime_classifier
 from pigeonhole.model.manifest import FileRef, load_manifest, sha256_file
 from pigeonhole.model.runtime import ModelRuntime
 from pigeonhole_tools.training import package, quantize
@@ -102,10 +103,29 @@ def built(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
 
 def test_the_package_has_exactly_its_files_and_loads(built: tuple[Path, str]) -> None:
     out, _ = built
-    assert sorted(p.name for p in out.iterdir()) == sorted([MODEL_FILE, MANIFEST_FILE, package.VOCAB_FILE])
+    assert sorted(p.name for p in out.iterdir()) == sorted([MODEL_FILE, MANIFEST_FILE, package.VOCAB_FILE, GOLDEN_FILE])
     runtime = ModelRuntime.load(out)
     probs = runtime.predict_proba(["my card was STOLEN   please help", "what is the euros rate"])
     assert [runtime.classes[i] for i in probs.argmax(axis=1)] == ["card_lost", "exchange"]
+
+
+def test_the_golden_set_holds_true_labels_of_every_class_from_the_eval_rows(built: tuple[Path, str]) -> None:
+    """Stratified held-out events with the data's labels; the package passes its own replay."""
+    out, _ = built
+    manifest = load_manifest(out)
+    golden = load_golden(out, manifest)
+    spec = golden.spec
+    assert spec.n_classes == len(manifest.classes)
+    assert spec.n_events == len(golden.events) == 4 * len(manifest.classes)  # 20 eval rows a class, 4 drawn
+    assert spec.source.endswith("test.csv")
+    assert {e.label for e in golden.events} == set(manifest.classes)
+    assert spec.min_accuracy <= spec.accuracy_int8
+    assert spec.min_accuracy == pytest.approx(max(0.0, spec.accuracy_int8 - 0.05), abs=1e-3)
+    runtime = ModelRuntime.load(out)
+    verdict = evaluate_golden(golden, runtime_classifier(runtime))
+    assert verdict.passed
+    assert verdict.agreement == 1.0  # the same package and runtime reproduce the build's labels
+    assert verdict.accuracy == pytest.approx(spec.accuracy_int8)
 
 
 def test_the_manifest_records_what_the_contract_needs(built: tuple[Path, str], data_dir: Path) -> None:

@@ -35,7 +35,7 @@ from pigeonhole.model.manifest import DataFingerprint, InputField, InputSpec, Ma
 from pigeonhole.model.session import make_session
 from pigeonhole_tools.training import baseline as baseline_mod
 from pigeonhole_tools.training import defaults as d
-from pigeonhole_tools.training import evaluate, export, package, quantize
+from pigeonhole_tools.training import evaluate, export, golden, package, quantize
 from pigeonhole_tools.training.data import LabelledData, load_labelled, stratified_split, take
 from pigeonhole_tools.training.errors import BuildRefusedError, DataError
 from pigeonhole_tools.training.progress import Reporter
@@ -359,6 +359,13 @@ def _train(
     return model
 
 
+def _write_manifest_and_golden(manifest: Manifest, staging: Path, opts: BuildOptions, split: Splits) -> Manifest:
+    """Write the manifest, then the golden set drawn from the eval rows (it rewrites the manifest)."""
+    package.write_manifest(manifest, staging)
+    source = str(opts.eval_data) if opts.eval_data else f"held-out share of {opts.data}"
+    return golden.add_golden(staging, split.eval_texts, split.eval_labels, source=source, seed=opts.params.seed)
+
+
 def run_build(opts: BuildOptions, ui: Reporter | None = None) -> Manifest:
     """Build, gate and install a package into opts.out; raise DataError / BuildRefusedError otherwise."""
     ui = ui or Reporter()
@@ -462,7 +469,7 @@ def run_build(opts: BuildOptions, ui: Reporter | None = None) -> Manifest:
                 metrics=metrics,
                 build=_build_info(opts, model, split),
             )
-            package.write_manifest(manifest, staging)
+            manifest = _write_manifest_and_golden(manifest, staging, opts, split)
             n_check = min(SELF_CHECK_EVENTS, len(split.eval_texts))
             check = (split.eval_texts[:n_check], scored.int8[:n_check], evaluate.EVAL_BATCH)
             package.self_check(staging, *check)

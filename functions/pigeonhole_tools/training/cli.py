@@ -134,6 +134,34 @@ def verify(model_dir: Annotated[Path, typer.Argument(help="A package directory, 
     Console().print(summary_table(runtime.manifest))
 
 
+@model_app.command("golden")
+def golden_set(
+    model_dir: Annotated[Path, typer.Argument(help="A package directory, e.g. layers/model.")],
+    eval_data: Annotated[Path, typer.Option("--eval-data", help="The labelled held-out data the build evaluated on.")],
+    text_column: Annotated[str, typer.Option("--text-column")] = "text",
+    label_column: Annotated[str, typer.Option("--label-column")] = "category",
+    seed: Annotated[int, typer.Option("--seed")] = d.SEED,
+) -> None:
+    """Add (or redraw) the golden set of an existing package without retraining; `build` does the same step."""
+    from pigeonhole_tools.training.data import load_labelled
+    from pigeonhole_tools.training.errors import BuildRefusedError
+    from pigeonhole_tools.training.golden import add_golden
+
+    err = Console(stderr=True)
+    data = load_labelled(eval_data, text_column, label_column)
+    try:
+        manifest = add_golden(model_dir, data.texts, data.labels, source=str(eval_data), seed=seed)
+    except BuildRefusedError as exc:
+        err.print(f"[red]refused:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(EXIT_REFUSED) from exc
+    spec = manifest.golden
+    assert spec is not None  # add_golden sets it
+    err.print(
+        f"[green]wrote[/green] {model_dir / spec.file}: {spec.n_events} events over {spec.n_classes} classes, "
+        f"int8 accuracy {spec.accuracy_int8:.4f}, min_accuracy {spec.min_accuracy}, min_agreement {spec.min_agreement}"
+    )
+
+
 def _command_line(ctx: typer.Context) -> str:
     """The build as one explicit command, every option spelled out (defaults too): rerunning it rebuilds."""
     words = ["pigeonhole", "model", "build"]

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from pigeonhole.constants import MANIFEST_FILE, MODEL_FILE
+from pigeonhole.constants import GOLDEN_FILE, MANIFEST_FILE, MODEL_FILE
 from pigeonhole.model.manifest import FileRef, Manifest, sha256_file
 from pigeonhole_tools.training.errors import BuildRefusedError
 
 VOCAB_FILE = "vocab.txt"
-PACKAGE_FILES = (MODEL_FILE, VOCAB_FILE, MANIFEST_FILE)  # install order: manifest last
+PACKAGE_FILES = (MODEL_FILE, VOCAB_FILE, GOLDEN_FILE, MANIFEST_FILE)  # install order: manifest last
 
 
 def file_ref(path: Path) -> FileRef:

@@ -80,7 +80,7 @@ class _ModelLayerBundler:
         target = Path(output_dir) / MODEL_LAYER_DIR
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy2(self.model_dir / MANIFEST_FILE, target / MANIFEST_FILE)
-        for ref in (manifest.model, manifest.vocabulary):
+        for ref in (manifest.model, manifest.vocabulary, manifest.golden):
             if ref is not None:
                 (target / ref.file).write_bytes(read_verified(self.model_dir, ref))
         return True
@@ -93,7 +93,7 @@ def read_model_manifest(model_dir: Path) -> Manifest:
     package that would fail its integrity check on Lambda should fail the deploy instead.
     """
     manifest = load_manifest(model_dir)
-    for ref in (manifest.model, manifest.vocabulary):
+    for ref in (manifest.model, manifest.vocabulary, manifest.golden):
         if ref is not None:
             read_verified(model_dir, ref)
     return manifest
