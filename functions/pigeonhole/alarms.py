@@ -66,6 +66,9 @@ class Binding(StrEnum):
     MODEL_VERSION = "model_version"  # the manifest version of the deployed model
     CLASSIFIER_FUNCTION = "classifier_function"  # Lambda FunctionName
     CLASSIFIER_ALIAS = "classifier_alias_resource"  # Lambda Resource dimension: "<function>:<alias>"
+    # Lambda ExecutedVersion: the version the deploy publishes (infra binds lambda.Version's number at
+    # synth, so a canary's alarms follow the NEW version alone); "$LATEST" in the local runtime.
+    CLASSIFIER_VERSION = "classifier_version"
     DRIFT_FUNCTION = "drift_function"
     FEEDBACK_FUNCTION = "feedback_function"
     INGEST_QUEUE = "ingest_queue"
@@ -195,6 +198,8 @@ def ours(metric: mc.MetricDef, statistic: str, period_s: int, per_window: bool =
             dims.append((dim, metric.service))
         elif dim == mc.DIM_MODEL_VERSION:
             dims.append((dim, Binding.MODEL_VERSION))
+        elif dim == mc.DIM_FUNCTION_VERSION:
+            dims.append((dim, Binding.CLASSIFIER_VERSION))
         else:
             raise ValueError(f"{metric.name}: no alarm can pin dimension {dim!r} (one alarm per value is not kept)")
     return MetricQuery(
@@ -209,6 +214,16 @@ def sqs(name: str, queue: Binding, statistic: str, period_s: int) -> MetricQuery
 def classifier_alias(name: str, statistic: str, period_s: int) -> MetricQuery:
     """Lambda metrics of the live alias (both versions during a canary)."""
     dims = (("FunctionName", Binding.CLASSIFIER_FUNCTION), ("Resource", Binding.CLASSIFIER_ALIAS))
+    return MetricQuery(NS_LAMBDA, name, dims, statistic, period_s)
+
+
+def classifier_version(name: str, statistic: str, period_s: int) -> MetricQuery:
+    """Lambda metrics of one published version invoked through the alias (the canary's new version alone)."""
+    dims = (
+        ("FunctionName", Binding.CLASSIFIER_FUNCTION),
+        ("Resource", Binding.CLASSIFIER_ALIAS),
+        ("ExecutedVersion", Binding.CLASSIFIER_VERSION),
+    )
     return MetricQuery(NS_LAMBDA, name, dims, statistic, period_s)
 
 
@@ -442,6 +457,114 @@ SILENCE_ALARMS: Final[tuple[AlarmDef, ...]] = (
     ),
 )
 
+# -- the canary: rollback alarms that judge the NEW version alone -------------------------------------
+# The alias alarms above mix both versions: at 10 % traffic a new version had to fail over half its
+# invocations to move them. These read Lambda's metrics by ExecutedVersion and ours by the model
+# version (records, quarantine, review) or the function version (model-load failures, which happen
+# before a model version is known). CodeDeploy rolls back while any is in ALARM; after promotion they
+# keep watching the live version, as tickets (the alias alarms page).
+#
+# Timing (docs/deploy.md, "Canary timing"): an alarm can first fire DATAPOINTS x PERIOD after the
+# new version starts failing, plus the metric's publication delay, plus one alarm evaluation cycle.
+# `seconds_to_fire` is that sum; infra refuses a canary interval shorter than the longest of them.
+CANARY_PERIOD_S: Final = ONE_MINUTE
+CANARY_EVALUATION_PERIODS: Final = 3
+CANARY_DATAPOINTS: Final = 2
+CANARY_MIN_EVENTS: Final = 10  # the new version's per-minute rates need this many events to mean anything
+# Publication delays, conservative: AWS/Lambda metrics land within about a minute; EMF metrics wait
+# for the function's log batch to reach CloudWatch Logs and be extracted (observed 1-3 minutes).
+LAMBDA_METRIC_DELAY_S: Final = 120
+EMF_METRIC_DELAY_S: Final = 180
+ALARM_EVALUATION_S: Final = 60  # a metric alarm evaluates once a minute
+CANARY_PREFIX: Final = "canary-"
+
+
+def _canary(suffix: str, description: str, threshold: float, **query: Any) -> AlarmDef:
+    return AlarmDef(
+        suffix=CANARY_PREFIX + suffix,
+        description=f"Canary (new version alone): {description}",
+        severity=Severity.TICKET,
+        threshold=threshold,
+        comparison=Comparison.GT,
+        evaluation_periods=CANARY_EVALUATION_PERIODS,
+        datapoints_to_alarm=CANARY_DATAPOINTS,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        rollback=True,
+        **query,
+    )
+
+
+def _rate(part: mc.MetricDef, whole: mc.MetricDef) -> dict[str, Any]:
+    return {
+        "expression": f"IF(whole >= {CANARY_MIN_EVENTS}, 100 * part / whole, 0)",
+        "metrics": (
+            ("part", ours(part, "Sum", CANARY_PERIOD_S)),
+            ("whole", ours(whole, "Sum", CANARY_PERIOD_S)),
+        ),
+    }
+
+
+CANARY_ALARMS: Final[tuple[AlarmDef, ...]] = (
+    _canary(
+        "error-rate",
+        "over 5 % of its invocations failed as a whole (crash, timeout, init failure)",
+        5,
+        expression="IF(invocations > 0, 100 * errors / invocations, 0)",
+        metrics=(
+            ("errors", classifier_version("Errors", "Sum", CANARY_PERIOD_S)),
+            ("invocations", classifier_version("Invocations", "Sum", CANARY_PERIOD_S)),
+        ),
+    ),
+    _canary(
+        "record-failure-rate",
+        "over 5 % of the records it received failed back to SQS (per-record failures are not Lambda errors)",
+        5,
+        **_rate(mc.PUBLISH_FAILURES, mc.EVENTS_RECEIVED),
+    ),
+    _canary(
+        "quarantine-rate",
+        "over 5 % of its events were quarantined",
+        5,
+        **_rate(mc.EVENTS_QUARANTINED, mc.EVENTS_RECEIVED),
+    ),
+    _canary(
+        "review-rate",
+        "over 30 % of its classified events went to review",
+        30,
+        **_rate(mc.EVENTS_REVIEW, mc.EVENTS_CLASSIFIED),
+    ),
+    _canary(
+        "p99-duration",
+        "p99 batch duration over 2 s",
+        2000,
+        metric=classifier_version("Duration", "p99", CANARY_PERIOD_S),
+    ),
+    AlarmDef(
+        suffix=CANARY_PREFIX + "model-load-failure",
+        description="Canary (new version alone): a container of the new version could not load or verify its model",
+        severity=Severity.TICKET,
+        threshold=0,
+        comparison=Comparison.GT,
+        evaluation_periods=1,
+        datapoints_to_alarm=1,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        metric=ours(mc.MODEL_LOAD_FAILURES_BY_VERSION, "Sum", CANARY_PERIOD_S),
+        rollback=True,
+    ),
+)
+
+
+def seconds_to_fire(alarm: AlarmDef) -> int:
+    """Earliest an alarm can reach ALARM after its signal starts: datapoints x period + delay + evaluation."""
+    delay = max(EMF_METRIC_DELAY_S if q.namespace == mc.NAMESPACE else LAMBDA_METRIC_DELAY_S for q in alarm.queries())
+    return alarm.datapoints_to_alarm * alarm.period_s + delay + ALARM_EVALUATION_S
+
+
+def canary_seconds_needed() -> int:
+    """The shortest canary interval in which every rollback alarm can fire."""
+    return max(seconds_to_fire(a) for a in ALARMS if a.rollback)
+
+
 ALARMS: Final[tuple[AlarmDef, ...]] = (
     # --- dead-letter queues: any message is an incident or a ticket ---
     _dlq_depth("ingest-dlq-depth", Binding.INGEST_DLQ, Severity.PAGE, "Poison events left the ingest queue"),
@@ -463,7 +586,7 @@ ALARMS: Final[tuple[AlarmDef, ...]] = (
         treat_missing_data=MissingData.NOT_BREACHING,
         metric=sqs("ApproximateAgeOfOldestMessage", Binding.INGEST_QUEUE, "Maximum", ONE_MINUTE),
     ),
-    # --- classifier health (alias metrics: the canary's rollback signals) ---
+    # --- classifier health (alias metrics: both versions during a canary; the canary's own are below) ---
     AlarmDef(
         suffix="classifier-error-rate",
         description="Over 5 % of classifier invocations failed as a whole (crash or timeout, not per-record)",
@@ -478,7 +601,6 @@ ALARMS: Final[tuple[AlarmDef, ...]] = (
             ("errors", classifier_alias("Errors", "Sum", ONE_MINUTE)),
             ("invocations", classifier_alias("Invocations", "Sum", ONE_MINUTE)),
         ),
-        rollback=True,
     ),
     AlarmDef(
         suffix="classifier-throttles",
@@ -501,7 +623,6 @@ ALARMS: Final[tuple[AlarmDef, ...]] = (
         datapoints_to_alarm=3,
         treat_missing_data=MissingData.NOT_BREACHING,
         metric=classifier_alias("Duration", "p99", ONE_MINUTE),
-        rollback=True,
     ),
     AlarmDef(
         suffix="classifier-pc-spillover",
@@ -525,7 +646,6 @@ ALARMS: Final[tuple[AlarmDef, ...]] = (
         datapoints_to_alarm=1,
         treat_missing_data=MissingData.NOT_BREACHING,
         metric=ours(mc.MODEL_LOAD_FAILURES, "Sum", ONE_MINUTE),
-        rollback=True,
     ),
     # --- model behaviour ---
     AlarmDef(
@@ -542,7 +662,6 @@ ALARMS: Final[tuple[AlarmDef, ...]] = (
             ("quarantined", ours(mc.EVENTS_QUARANTINED, "Sum", ONE_MINUTE)),
             ("received", ours(mc.EVENTS_RECEIVED, "Sum", ONE_MINUTE)),
         ),
-        rollback=True,
     ),
     AlarmDef(
         suffix="review-rate-spike",
@@ -558,7 +677,6 @@ ALARMS: Final[tuple[AlarmDef, ...]] = (
             ("review", ours(mc.EVENTS_REVIEW, "Sum", ONE_MINUTE)),
             ("classified", ours(mc.EVENTS_CLASSIFIED, "Sum", ONE_MINUTE)),
         ),
-        rollback=True,
     ),
     AlarmDef(
         suffix="publish-failures",
@@ -623,6 +741,7 @@ ALARMS: Final[tuple[AlarmDef, ...]] = (
         metric=lambda_function("Errors", Binding.FEEDBACK_FUNCTION, "Sum", FIVE_MINUTES),
     ),
     *SILENCE_ALARMS,
+    *CANARY_ALARMS,
 )
 
 COMPOSITES: Final[tuple[CompositeAlarmDef, ...]] = (
@@ -650,11 +769,20 @@ def applicable(provisioned_concurrency: bool) -> tuple[AlarmDef, ...]:
     return tuple(a for a in ALARMS if provisioned_concurrency or not a.requires_provisioned_concurrency)
 
 
-def resolve_bindings(names: ResourceNames, model_version: str) -> dict[Binding, str]:
-    """Every placeholder for one system: a resource's name is its `Binding` attribute on `names`."""
-    values = {Binding.MODEL_VERSION: model_version}
+LOCAL_FUNCTION_VERSION: Final = "$LATEST"  # what the local runtime's invocations report as ExecutedVersion
+
+
+def resolve_bindings(
+    names: ResourceNames, model_version: str, function_version: str = LOCAL_FUNCTION_VERSION
+) -> dict[Binding, str]:
+    """Every placeholder for one system: a resource's name is its `Binding` attribute on `names`.
+
+    ``function_version`` is the classifier version the canary alarms judge: infra passes the version
+    the deploy publishes (a CloudFormation token); the local runtime's invocations run "$LATEST".
+    """
+    values = {Binding.MODEL_VERSION: model_version, Binding.CLASSIFIER_VERSION: function_version}
     for binding in Binding:
-        if binding is not Binding.MODEL_VERSION:
+        if binding not in values:
             values[binding] = getattr(names, binding.value)
     return values
 

@@ -221,3 +221,29 @@ class MonitorSettings(FunctionSettings):
             lookback_windows=_int(env, c.ENV_DRIFT_LOOKBACK_WINDOWS, c.DEFAULT_DRIFT_LOOKBACK_WINDOWS),
             threshold_overrides=_json_object(env, c.ENV_DRIFT_THRESHOLDS),
         )
+
+
+@dataclass(frozen=True)
+class HookSettings:
+    """Configuration of the pre-traffic hook: which version to probe and the stack's accuracy floor."""
+
+    model_dir: Path  # the package deployed with the new version (same layer): its golden set
+    target_version_arn: str  # the classifier version this deploy published (qualified ARN)
+    min_golden_accuracy: float  # the deployer's floor; the hook uses max(this, the manifest's)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> HookSettings:
+        env = os.environ if env is None else env
+        target = _optional(env, c.ENV_HOOK_TARGET_VERSION)
+        floor = _optional_float(env, c.ENV_MIN_GOLDEN_ACCURACY)
+        if not target or floor is None:
+            raise ConfigurationError(
+                f"missing required environment variables: {c.ENV_HOOK_TARGET_VERSION}, {c.ENV_MIN_GOLDEN_ACCURACY}"
+            )
+        if not 0.0 <= floor <= 1.0:
+            raise ConfigurationError(f"{c.ENV_MIN_GOLDEN_ACCURACY} must be within [0, 1], got {floor}")
+        return cls(
+            model_dir=Path(env.get(c.ENV_MODEL_DIR) or c.DEFAULT_MODEL_DIR),
+            target_version_arn=target,
+            min_golden_accuracy=floor,
+        )

@@ -30,12 +30,17 @@ ENV_DRIFT_GRACE_SECONDS: Final = "PIGEONHOLE_DRIFT_GRACE_SECONDS"
 ENV_DRIFT_REFERENCE_WINDOWS: Final = "PIGEONHOLE_DRIFT_REFERENCE_WINDOWS"
 ENV_DRIFT_LOOKBACK_WINDOWS: Final = "PIGEONHOLE_DRIFT_LOOKBACK_WINDOWS"
 ENV_FEEDBACK_RETRY_SECONDS: Final = "PIGEONHOLE_FEEDBACK_RETRY_SECONDS"
+# Pre-traffic hook: the classifier version to probe, and the stack's golden-accuracy floor.
+ENV_HOOK_TARGET_VERSION: Final = "PIGEONHOLE_HOOK_TARGET_VERSION"
+ENV_MIN_GOLDEN_ACCURACY: Final = "PIGEONHOLE_MIN_GOLDEN_ACCURACY"
 ENV_DRIFT_THRESHOLDS: Final = "PIGEONHOLE_DRIFT_THRESHOLDS"  # JSON object overriding the manifest's thresholds
 ENV_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 ENV_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
 ENV_ORT_TELEMETRY: Final = "ORT_DISABLE_TELEMETRY"
 # Set by Lambda: "on-demand", "provisioned-concurrency" or "snap-start" (pigeonhole.entry.warm reads it).
 ENV_LAMBDA_INITIALIZATION_TYPE: Final = "AWS_LAMBDA_INITIALIZATION_TYPE"
+# Set by Lambda: the version this environment runs ("$LATEST" or a published number), known at init.
+ENV_LAMBDA_FUNCTION_VERSION: Final = "AWS_LAMBDA_FUNCTION_VERSION"
 
 # Defaults.
 DEFAULT_MODEL_DIR: Final = "/opt/model"  # a Lambda layer's `model/` folder lands here
@@ -68,6 +73,9 @@ QUARANTINE_SCHEMA: Final = "pigeonhole.quarantine/v1"
 OUTPUT_SOURCE: Final = "pigeonhole.classifier"
 OUTPUT_DETAIL_TYPE: Final = "EventClassified"
 FEEDBACK_DETAIL_TYPE: Final = "LabelFeedback"
+# The classifier's side-effect-free probe: an invocation whose payload has this key is answered with
+# labels for the events it carries (nothing published, counted or captured). The pre-traffic hook uses it.
+GOLDEN_PROBE_KEY: Final = "pigeonhole_golden_probe"
 
 # Model package file names.
 MODEL_FILE: Final = "model.onnx"

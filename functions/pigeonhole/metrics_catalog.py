@@ -15,6 +15,9 @@ NAMESPACE: Final = "Pigeonhole"
 DIM_SERVICE: Final = "service"
 DIM_MODEL_VERSION: Final = "ModelVersion"
 DIM_LABEL: Final = "Label"
+# The Lambda version that emitted a datapoint (AWS_LAMBDA_FUNCTION_VERSION): separates a canary's new
+# version from the old one where the model version cannot (a failure before the model is loaded).
+DIM_FUNCTION_VERSION: Final = "FunctionVersion"
 
 SERVICE_CLASSIFIER: Final = "classifier"
 
@@ -46,6 +49,13 @@ CLASS_PREDICTED = MetricDef(
 MODEL_LOAD_FAILURES = MetricDef(
     "ModelLoadFailures", "Count", (DIM_SERVICE,), SERVICE_CLASSIFIER, "containers that could not load the model"
 )
+MODEL_LOAD_FAILURES_BY_VERSION = MetricDef(
+    "ModelLoadFailures",
+    "Count",
+    (DIM_SERVICE, DIM_FUNCTION_VERSION),
+    SERVICE_CLASSIFIER,
+    "the same failures by Lambda version, for the canary",
+)
 
 CLASSIFIER_METRICS: Final = (
     EVENTS_RECEIVED,
@@ -60,6 +70,7 @@ CLASSIFIER_METRICS: Final = (
     INFERENCE_TIME,
     CLASS_PREDICTED,
     MODEL_LOAD_FAILURES,
+    MODEL_LOAD_FAILURES_BY_VERSION,
 )
 
 # --- Drift and feedback (emitted by the drift and feedback functions) ---------------------------

@@ -60,6 +60,7 @@ class ResourceNames:
     classifier_function: str = _named("classifier")
     drift_function: str = _named("drift")
     feedback_function: str = _named("feedback")
+    golden_hook_function: str = _named("golden-hook")  # CodeDeploy BeforeAllowTraffic hook of the classifier
     oncall_topic: str = _named("oncall")
     ticket_topic: str = _named("tickets")
     dashboard: str = _named("operations")

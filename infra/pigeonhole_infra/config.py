@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import types
 import typing
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, get_args, get_origin
 
+from pigeonhole import alarms as alarm_defs
 from pigeonhole import constants as c
 from pigeonhole import topology as topo
 from pigeonhole.alarms import RUNBOOK_PATH
@@ -45,6 +47,8 @@ ENV_POWERTOOLS_LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"
 CLASSIFIER_HANDLER: Final = "pigeonhole.classify.handler.handler"
 DRIFT_HANDLER: Final = "pigeonhole.drift.handler.handler"
 FEEDBACK_HANDLER: Final = "pigeonhole.feedback.handler.handler"
+GOLDEN_HOOK_HANDLER: Final = "pigeonhole.hook.handler.handler"
+HOOK_RESERVED: Final = 1  # the pre-traffic hook: one deployment at a time
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
@@ -95,7 +99,12 @@ class InfraConfig:
     provisioned_utilization: float = 0.5
     # Canary deployments (CodeDeploy) of the alias; 0 percent shifts all at once.
     canary_percent: int = 10
-    canary_minutes: int = 5
+    # Long enough for every rollback alarm to fire (see canary_seconds_needed and docs/deploy.md).
+    canary_minutes: int = 10
+    # Pre-traffic hook: the new version must label the package's golden set at least this accurately
+    # (true labels). The hook uses max(this, the manifest's min_accuracy): a broken build cannot lower it.
+    min_golden_accuracy: float = 0.8
+    golden_hook_timeout_s: int = 120
     # Drift and feedback functions.
     window_seconds: int = 300
     drift_memory_mb: int = 512
@@ -185,7 +194,7 @@ class InfraConfig:
 
     @property
     def reserved_total(self) -> int:
-        return self.classifier_reserved + self.drift_reserved_concurrency + self.feedback_reserved
+        return self.classifier_reserved + self.drift_reserved_concurrency + self.feedback_reserved + HOOK_RESERVED
 
     @property
     def oncall_endpoints(self) -> tuple[str, ...]:
@@ -270,6 +279,15 @@ class InfraConfig:
         need(0.1 <= self.provisioned_utilization <= 0.9, "provisioned_utilization: 0.1..0.9")
         need(0 <= self.canary_percent < 100, "canary_percent: 0..99 (0 shifts all at once)")
         need(1 <= self.canary_minutes <= 2880, "canary_minutes: 1..2880")
+        need(
+            self.canary_percent == 0 or self.canary_minutes * 60 >= alarm_defs.canary_seconds_needed(),
+            f"canary_minutes: {self.canary_minutes} min is shorter than the "
+            f"{math.ceil(alarm_defs.canary_seconds_needed() / 60)} min the rollback alarms need to fire "
+            "(datapoints x period + metric delay + one evaluation; docs/deploy.md, Canary timing): "
+            "the canary would promote before they could see a failing version",
+        )
+        need(0.0 <= self.min_golden_accuracy <= 1.0, "min_golden_accuracy: within [0, 1]")
+        need(30 <= self.golden_hook_timeout_s <= 900, "golden_hook_timeout_s: 30..900")
         need(self.window_seconds >= 60 and self.window_seconds % 60 == 0, "window_seconds: whole minutes, >= 60")
         need(128 <= self.drift_memory_mb <= 10_240, "drift_memory_mb: 128..10240")
         need(1 <= self.drift_timeout_s <= 900, "drift_timeout_s: 1..900")

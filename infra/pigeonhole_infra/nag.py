@@ -68,7 +68,7 @@ def acknowledgements(stack: PigeonholeStack) -> list[Ack]:
     canary_fn = stack.get_logical_id(_cfn(stack.classifier.function))
     bodies = stack.get_logical_id(_cfn(stack.quarantine_bucket))
     acks: list[Ack] = []
-    for fn in ("Classifier/Classifier", "Drift/Drift", "Feedback/Feedback"):
+    for fn in ("Classifier/Classifier", "Drift/Drift", "Feedback/Feedback", "GoldenHook/Hook"):
         acks.append(Ack(f"{fn}/Role", "AwsSolutions-IAM5[Resource::*]", XRAY_REASON))
         acks.append(Ack(f"{fn}/Function", "AwsSolutions-L1", RUNTIME_REASON))
     acks += [

@@ -17,6 +17,7 @@ from pigeonhole_infra.constructs.companions import DriftTracker, FeedbackProcess
 from pigeonhole_infra.constructs.dashboard import OperationsDashboard
 from pigeonhole_infra.constructs.dashboard_rows import SourceMapping
 from pigeonhole_infra.constructs.function import function_code
+from pigeonhole_infra.constructs.golden_hook import GoldenHook
 from pigeonhole_infra.constructs.layers import ModelLayer, RuntimeLayer
 from pigeonhole_infra.constructs.queues import QueueWithDlq
 from pigeonhole_infra.constructs.security import DataKey
@@ -135,7 +136,16 @@ class PigeonholeStack(cdk.Stack):
             feedback_table=self.tables.feedback,
         )
 
-        self.alerting = Alerting(self, "Alerting", config=config, key=key, model_version=model.manifest.version)
+        new_version = self.classifier.function.current_version  # what this deploy publishes
+        self.alerting = Alerting(
+            self,
+            "Alerting",
+            config=config,
+            key=key,
+            model_version=model.manifest.version,
+            function_version=new_version.version,
+        )
+        self.golden_hook = GoldenHook(self, "GoldenHook", config=config, code=code, layers=layers, target=new_version)
         self.canary = CanaryDeployment(
             self,
             "Canary",
@@ -144,6 +154,7 @@ class PigeonholeStack(cdk.Stack):
             rollback_alarms=self.alerting.rollback_alarms,
             percent=config.canary_percent,
             minutes=config.canary_minutes,
+            hook=self.golden_hook,
         )
         OperationsDashboard(
             self,

@@ -32,7 +32,11 @@ def _classifier_queries() -> list[alarms.MetricQuery]:
 
 
 def test_every_classifier_alarm_matches_the_emitted_metrics(
-    stack: Stack, tmp_path: Path, context: Context, capsys: pytest.CaptureFixture[str]
+    stack: Stack,
+    tmp_path: Path,
+    context: Context,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     package = write_tiny_model(tmp_path / "model")
     settings = Settings(
@@ -58,6 +62,8 @@ def test_every_classifier_alarm_matches_the_emitted_metrics(
         broken = tmp_path / "broken"
         shutil.copytree(package, broken)
         (broken / "model.onnx").write_bytes(b"\0" + (broken / "model.onnx").read_bytes()[1:])
+        # Lambda sets the version the environment runs: the canary's model-load alarm reads it.
+        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_VERSION", "7")
         with pytest.raises(Exception, match="sha256"):
             handler_module.build_service(
                 Settings(**{**settings.__dict__, "model_dir": broken}), session=boto3.Session(region_name=REGION)
@@ -71,7 +77,7 @@ def test_every_classifier_alarm_matches_the_emitted_metrics(
 
     queries = _classifier_queries()
     assert queries, "the alarm set watches classifier metrics"
-    bindings = {alarms.Binding.MODEL_VERSION: version}
+    bindings = {alarms.Binding.MODEL_VERSION: version, alarms.Binding.CLASSIFIER_VERSION: "7"}
     for q in queries:
         assert q.name in emitted, f"alarm metric {q.name} is never emitted"
         expected = q.resolve(bindings)

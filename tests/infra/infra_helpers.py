@@ -34,7 +34,7 @@ ALTERNATE_CONFIG: dict[str, Any] = {
     "batch_size": 7,
     "max_concurrency": 50,
     "canary_percent": 20,
-    "canary_minutes": 3,
+    "canary_minutes": 7,
     "window_seconds": 600,
     "oncall_https_url": "https://pager.example.com/hook",
     "capture_review_rate": 0.8,

@@ -26,6 +26,7 @@ SERVICE_PACKAGES = {
 }
 CATALOG_NAMES = {name for name, value in vars(mc).items() if isinstance(value, mc.MetricDef)}
 
+_EXECUTED = ("FunctionName", "Resource", "ExecutedVersion")
 # AWS metrics the alarms may watch, with the dimension sets AWS publishes them under.
 AWS_METRICS: dict[tuple[str, str], set[tuple[str, ...]]] = {
     (defs.NS_SQS, "ApproximateNumberOfMessagesVisible"): {("QueueName",)},
@@ -33,10 +34,12 @@ AWS_METRICS: dict[tuple[str, str], set[tuple[str, ...]]] = {
     (defs.NS_SQS, "NumberOfMessagesSent"): {("QueueName",)},
     # RuleName alone: a rule on the default bus; EventBusName + RuleName: a rule on a custom bus.
     (defs.NS_EVENTS, "FailedInvocations"): {("RuleName",), ("EventBusName", "RuleName")},
-    (defs.NS_LAMBDA, "Errors"): {("FunctionName",), ("FunctionName", "Resource")},
-    (defs.NS_LAMBDA, "Invocations"): {("FunctionName",), ("FunctionName", "Resource")},
+    # FunctionName + Resource + ExecutedVersion: an alias invocation, by the version that ran it (the
+    # canary alarms; Lambda's monitoring docs list these dimensions for alias invocations).
+    (defs.NS_LAMBDA, "Errors"): {("FunctionName",), ("FunctionName", "Resource"), _EXECUTED},
+    (defs.NS_LAMBDA, "Invocations"): {("FunctionName",), ("FunctionName", "Resource"), _EXECUTED},
     (defs.NS_LAMBDA, "Throttles"): {("FunctionName",), ("FunctionName", "Resource")},
-    (defs.NS_LAMBDA, "Duration"): {("FunctionName",), ("FunctionName", "Resource")},
+    (defs.NS_LAMBDA, "Duration"): {("FunctionName",), ("FunctionName", "Resource"), _EXECUTED},
     (defs.NS_LAMBDA, "ProvisionedConcurrencySpilloverInvocations"): {("FunctionName", "Resource")},
 }
 
@@ -132,7 +135,7 @@ def test_functions_emit_with_the_catalog_service_and_namespace() -> None:
 
 def test_every_binding_resolves_for_a_deployment() -> None:
     config = infra_config.InfraConfig()
-    bindings = bindings_for(config, "1.0.0")
+    bindings = bindings_for(config, "1.0.0", "7")
     for alarm in defs.ALARMS:
         for query in alarm.queries():
             resolved = query.resolve(bindings)

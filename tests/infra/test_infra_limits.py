@@ -42,7 +42,13 @@ def test_every_mapping_is_capped_and_every_function_reserved(which: str, request
     }
     functions = _functions(s)
     reserved = {name: p["ReservedConcurrentExecutions"] for name, p in functions.items()}
-    assert set(reserved) == {names.classifier_function, names.drift_function, names.feedback_function}
+    assert set(reserved) == {
+        names.classifier_function,
+        names.drift_function,
+        names.feedback_function,
+        names.golden_hook_function,
+    }
+    assert reserved[names.golden_hook_function] == 1  # the pre-traffic hook: one deployment at a time
     # The companions are capped: together they can never take more than a few executions.
     assert reserved[names.drift_function] == 2
     assert reserved[names.feedback_function] == caps[names.feedback_function]  # below it the mapping throttles
@@ -57,7 +63,7 @@ def test_default_arithmetic() -> None:
     config = InfraConfig()
     assert (config.max_concurrency, config.provisioned_max) == (20, 20)
     assert config.classifier_reserved == 25  # max(20, 20) + 5 headroom
-    assert config.reserved_total == 25 + 2 + 2
+    assert config.reserved_total == 25 + 2 + 2 + 1  # + the pre-traffic hook
     # SnapStart has no provisioned concurrency: the mapping's cap decides.
     assert InfraConfig(warm_mode="snapstart", max_concurrency=50).classifier_reserved == 55
 

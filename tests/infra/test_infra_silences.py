@@ -44,6 +44,14 @@ def test_every_alarm_is_bound_to_a_resource_in_the_template(which: str, request:
         r["Properties"]["Name"]: r["Properties"].get("EventBusName") for r in s.of_type("AWS::Events::Rule").values()
     }
     bus_ids = {lid: r["Properties"]["Name"] for lid, r in s.of_type("AWS::Events::EventBus").items()}
+    (version_id,) = s.of_type("AWS::Lambda::Version")  # the one version this deploy publishes
+    new_version = {"Fn::GetAtt": [version_id, "Version"]}
+    # Version dimensions: the model's, and (the canary alarms) the function version this deploy publishes.
+    pinned = {
+        mc.DIM_MODEL_VERSION: FAKE_MODEL_VERSION,
+        mc.DIM_FUNCTION_VERSION: new_version,
+        "ExecutedVersion": new_version,
+    }
     checked = 0
     for alarm in s.of_type("AWS::CloudWatch::Alarm").values():
         name = alarm["Properties"]["AlarmName"]
@@ -68,9 +76,9 @@ def test_every_alarm_is_bound_to_a_resource_in_the_template(which: str, request:
                         assert bus_ref is None, (name, value)
                 elif key == "EventBusName":
                     assert value in buses, (name, value)
-                elif key == mc.DIM_MODEL_VERSION:
-                    assert namespace == mc.NAMESPACE, name
-                    assert value == FAKE_MODEL_VERSION, name
+                elif key in pinned:
+                    assert namespace == (defs.NS_LAMBDA if key == "ExecutedVersion" else mc.NAMESPACE), name
+                    assert value == pinned[key], (name, key)
                 else:
                     assert key == mc.DIM_SERVICE, (name, key)
                     assert namespace == mc.NAMESPACE, (name, key)

@@ -388,7 +388,8 @@ def test_canary_rolls_back_on_error_duration_and_model_alarms(default_stack: Syn
     groups = default_stack.of_type("AWS::CodeDeploy::DeploymentGroup")
     assert len(groups) == 1
     group = next(iter(groups.values()))["Properties"]
-    assert group["DeploymentConfigName"] == "CodeDeployDefault.LambdaCanary10Percent5Minutes"
+    # 10 minutes: the rollback alarms need up to 7 (tests/infra/test_infra_canary.py, docs/deploy.md).
+    assert group["DeploymentConfigName"] == "CodeDeployDefault.LambdaCanary10Percent10Minutes"
     assert group["AutoRollbackConfiguration"]["Enabled"] is True
     assert "DEPLOYMENT_STOP_ON_ALARM" in group["AutoRollbackConfiguration"]["Events"]
     assert group["AlarmConfiguration"]["Enabled"] is True
@@ -399,10 +400,13 @@ def test_canary_rolls_back_on_error_duration_and_model_alarms(default_stack: Syn
     expected = {f"pigeonhole-{d.suffix}" for d in defs.ALARMS if d.rollback}
     assert watched == expected
     assert {
-        "pigeonhole-classifier-error-rate",
-        "pigeonhole-classifier-p99-duration",
-        "pigeonhole-model-load-failure",
-    } <= watched
+        "pigeonhole-canary-error-rate",
+        "pigeonhole-canary-record-failure-rate",
+        "pigeonhole-canary-quarantine-rate",
+        "pigeonhole-canary-review-rate",
+        "pigeonhole-canary-p99-duration",
+        "pigeonhole-canary-model-load-failure",
+    } == watched
     alias = next(iter(default_stack.template.find_resources("AWS::Lambda::Alias").values()))
     assert "CodeDeployLambdaAliasUpdate" in alias["UpdatePolicy"]
 
@@ -413,7 +417,7 @@ def test_custom_canary_config(alternate_stack: Synthesized) -> None:
         {
             "TrafficRoutingConfig": {
                 "Type": "TimeBasedCanary",
-                "TimeBasedCanary": {"CanaryPercentage": 20, "CanaryInterval": 3},
+                "TimeBasedCanary": {"CanaryPercentage": 20, "CanaryInterval": 7},
             }
         },
     )

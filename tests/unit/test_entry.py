@@ -143,6 +143,29 @@ def test_a_failed_model_load_emits_its_services_metric_and_reraises(
     assert emf[0][metric.name] == [1.0] or emf[0][metric.name] == 1.0
 
 
+def test_a_failed_model_load_is_also_counted_under_the_lambda_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """The canary's model-load alarm reads ModelLoadFailures by FunctionVersion: the new version alone."""
+    env = {"AWS_LAMBDA_FUNCTION_VERSION": "42"}
+    logger = Logger(service=mc.SERVICE_CLASSIFIER)
+    with (
+        pytest.raises(ManifestError),
+        model_load(mc.MODEL_LOAD_FAILURES, logger, Path("/m"), by_version=mc.MODEL_LOAD_FAILURES_BY_VERSION, env=env),
+    ):
+        raise ManifestError("tampered")
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    dimension_sets = [doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] for doc in emf]
+    assert dimension_sets == [[[mc.DIM_SERVICE]], [[mc.DIM_SERVICE, mc.DIM_FUNCTION_VERSION]]]
+    assert emf[1][mc.DIM_FUNCTION_VERSION] == "42"
+    assert emf[1][mc.DIM_SERVICE] == mc.SERVICE_CLASSIFIER
+    # Outside Lambda (no version in the environment) only the per-service datapoint is emitted.
+    with (
+        pytest.raises(ManifestError),
+        model_load(mc.MODEL_LOAD_FAILURES, logger, Path("/m"), by_version=mc.MODEL_LOAD_FAILURES_BY_VERSION, env={}),
+    ):
+        raise ManifestError("tampered")
+    assert capsys.readouterr().out.count('"_aws"') == 1
+
+
 def test_a_successful_model_load_emits_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     with model_load(mc.MODEL_LOAD_FAILURES, Logger(service="classifier"), Path("/m")):
         pass
@@ -156,8 +179,12 @@ def test_model_load_refuses_a_metric_with_the_wrong_shape() -> None:
 
 def test_every_services_load_metric_is_in_the_catalog() -> None:
     load = [m for m in mc.ALL_METRICS if m.name == mc.MODEL_LOAD_FAILURES.name]
-    assert {m.service for m in load} == {mc.SERVICE_CLASSIFIER, mc.SERVICE_DRIFT, mc.SERVICE_FEEDBACK}
-    assert all(m.dimensions == (mc.DIM_SERVICE,) and m.unit == "Count" for m in load)
+    by_service = [m for m in load if m is not mc.MODEL_LOAD_FAILURES_BY_VERSION]
+    assert {m.service for m in by_service} == {mc.SERVICE_CLASSIFIER, mc.SERVICE_DRIFT, mc.SERVICE_FEEDBACK}
+    assert all(m.dimensions == (mc.DIM_SERVICE,) and m.unit == "Count" for m in by_service)
+    # The classifier's failures once more by Lambda version: the canary judges its new version alone.
+    assert mc.MODEL_LOAD_FAILURES_BY_VERSION in load
+    assert mc.MODEL_LOAD_FAILURES_BY_VERSION.dimensions == (mc.DIM_SERVICE, mc.DIM_FUNCTION_VERSION)
 
 
 # -- the partial batch response --------------------------------------------------------------------

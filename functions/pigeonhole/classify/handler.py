@@ -21,6 +21,7 @@ from pigeonhole.adapters.dynamodb import DynamoDBAdapter
 from pigeonhole.adapters.eventbridge import EventBusPublisher
 from pigeonhole.adapters.s3 import BodyArchive
 from pigeonhole.adapters.sqs import QueueSender
+from pigeonhole.classify.probe import answer_probe, is_probe
 from pigeonhole.classify.service import ClassifierService
 from pigeonhole.config import Settings
 from pigeonhole.constants import OUTPUT_DETAIL_TYPE, OUTPUT_SOURCE
@@ -35,7 +36,7 @@ tracer = Tracer(service=mc.SERVICE_CLASSIFIER)
 
 def build_service(settings: Settings, session: boto3.Session | None = None) -> ClassifierService:
     """Load and verify the model, then wire the adapters. A model that fails its checks stops here."""
-    with model_load(mc.MODEL_LOAD_FAILURES, logger, settings.model_dir):
+    with model_load(mc.MODEL_LOAD_FAILURES, logger, settings.model_dir, by_version=mc.MODEL_LOAD_FAILURES_BY_VERSION):
         runtime = ModelRuntime.load(settings.model_dir, threads=settings.ort_threads)
     manifest = runtime.manifest
     tag_model(manifest, logger, metrics)
@@ -80,5 +81,7 @@ def reset_for_tests(built: ClassifierService | None = None) -> None:
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context(log_event=False)
-def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse | dict[str, Any]:
+    if is_probe(event):  # the pre-traffic hook's golden probe: labels only, no side effect
+        return answer_probe(service.get().runtime, event)
     return service.get().handle(event, context)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from pigeonhole import metrics_catalog as mc
+from pigeonhole.constants import ENV_LAMBDA_FUNCTION_VERSION
 from pigeonhole.model.manifest import Manifest
 
 
@@ -25,24 +27,39 @@ def tag_model(manifest: Manifest, logger: Logger, metrics: Metrics | None = None
 
 
 @contextmanager
-def model_load(metric: mc.MetricDef, logger: Logger, model_dir: Path) -> Iterator[None]:
+def model_load(
+    metric: mc.MetricDef,
+    logger: Logger,
+    model_dir: Path,
+    by_version: mc.MetricDef | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[None]:
     """Around loading a model package: on failure log it, count ``metric`` (its alarm pages), re-raise.
 
-    The metric is flushed at once (``single_metric``): the container is about to fail its init, and the
-    handler's ``log_metrics`` flush would never run.
+    ``by_version`` counts the same failure once more under the Lambda version running (from Lambda's
+    AWS_LAMBDA_FUNCTION_VERSION), so a canary can judge its new version alone: the model version is
+    unknown when the package fails to load. The metrics are flushed at once (``single_metric``): the
+    container is about to fail its init, and the handler's ``log_metrics`` flush would never run.
     """
     if metric.dimensions != (mc.DIM_SERVICE,) or metric.unit != MetricUnit.Count.value:
         raise ValueError(f"{metric.name}: a model-load metric is a Count with the service dimension only")
+    if by_version is not None and by_version.dimensions != (mc.DIM_SERVICE, mc.DIM_FUNCTION_VERSION):
+        raise ValueError(f"{by_version.name}: a per-version model-load metric has service and function version")
     try:
         yield
     except Exception:
         logger.exception("model failed to load", extra={"model_dir": str(model_dir)})
-        with single_metric(
-            name=metric.name,
-            unit=MetricUnit.Count,
-            value=1,
-            namespace=mc.NAMESPACE,
-            default_dimensions={mc.DIM_SERVICE: metric.service},
-        ):
-            pass
+        dimension_sets = [{mc.DIM_SERVICE: metric.service}]
+        version = (os.environ if env is None else env).get(ENV_LAMBDA_FUNCTION_VERSION)
+        if by_version is not None and version:
+            dimension_sets.append({mc.DIM_SERVICE: by_version.service, mc.DIM_FUNCTION_VERSION: version})
+        for dimensions in dimension_sets:
+            with single_metric(
+                name=metric.name,
+                unit=MetricUnit.Count,
+                value=1,
+                namespace=mc.NAMESPACE,
+                default_dimensions=dimensions,
+            ):
+                pass
         raise

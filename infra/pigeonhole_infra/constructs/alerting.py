@@ -35,9 +35,10 @@ MISSING: Final = {
 }
 
 
-def bindings_for(config: InfraConfig, model_version: str) -> dict[defs.Binding, str]:
-    """Every alarm placeholder resolved for this deployment: names by attribute, plus the model version."""
-    return defs.resolve_bindings(config.names, model_version)
+def bindings_for(config: InfraConfig, model_version: str, function_version: str) -> dict[defs.Binding, str]:
+    """Every alarm placeholder resolved for this deployment: names by attribute, the model version, and the
+    classifier version this deploy publishes (a token: the canary alarms follow each new version)."""
+    return defs.resolve_bindings(config.names, model_version, function_version)
 
 
 def to_metric(query: defs.MetricQuery, bindings: Mapping[defs.Binding, str], window_s: int) -> cloudwatch.Metric:
@@ -79,7 +80,16 @@ def _topic(scope: Construct, construct_id: str, *, name: str, key: kms.IKey, pur
 class Alerting(Construct):
     """Topics (page and ticket) and the alarms; `alarms` maps suffix -> alarm, `rollback_alarms` for the canary."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: InfraConfig, key: kms.IKey, model_version: str):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: InfraConfig,
+        key: kms.IKey,
+        model_version: str,
+        function_version: str,
+    ):
         super().__init__(scope, construct_id)
         names = config.names
         self.oncall_topic = _topic(self, "OnCall", name=names.oncall_topic, key=key, purpose="Pigeonhole on-call")
@@ -93,7 +103,7 @@ class Alerting(Construct):
         if config.ticket_email:
             self.ticket_topic.add_subscription(subscriptions.EmailSubscription(config.ticket_email))
 
-        self.bindings = bindings_for(config, model_version)
+        self.bindings = bindings_for(config, model_version, function_version)
         page = cw_actions.SnsAction(self.oncall_topic)
         ticket = cw_actions.SnsAction(self.ticket_topic)
         provisioned = config.warm_mode == "provisioned"

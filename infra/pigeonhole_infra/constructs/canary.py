@@ -18,6 +18,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from pigeonhole_infra.constructs.golden_hook import GoldenHook
+
 # CodeDeploy's predefined Lambda configurations, by (percent, minutes).
 PREDEFINED: Final = {
     (10, 5): "CodeDeployDefault.LambdaCanary10Percent5Minutes",
@@ -41,6 +43,7 @@ class CanaryDeployment(Construct):
         rollback_alarms: Sequence[cloudwatch.IAlarm],
         percent: int,
         minutes: int,
+        hook: GoldenHook | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.role = iam.Role(
@@ -65,6 +68,18 @@ class CanaryDeployment(Construct):
                 resources=[alias_arn, f"{function.function_arn}:*"],
             )
         )
+        if hook is not None:
+            # CodeDeploy invokes the pre-traffic hook with this role (the managed policy would allow any
+            # function named CodeDeployHook_*; this allows the one hook).
+            # The ARN is spelled from the hook's name: a reference would close a cycle (hook role policy ->
+            # deployment group -> this role's policy -> hook function -> hook role policy).
+            hook_arn = cdk.Stack.of(self).format_arn(
+                service="lambda",
+                resource="function",
+                resource_name=hook.function_name,
+                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+            )
+            self.role.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[hook_arn]))
         if rollback_alarms:
             self.role.add_to_policy(
                 iam.PolicyStatement(
@@ -99,9 +114,18 @@ class CanaryDeployment(Construct):
             raise TypeError("the alias has no CloudFormation resource to attach the update policy to")
         cfn_alias.cfn_options.update_policy = cdk.CfnUpdatePolicy(
             code_deploy_lambda_alias_update=cdk.CfnCodeDeployLambdaAliasUpdate(
-                application_name=self.application.ref, deployment_group_name=self.group.ref
+                application_name=self.application.ref,
+                deployment_group_name=self.group.ref,
+                before_allow_traffic_hook=hook.function_name if hook is not None else None,
             )
         )
+        # The alias update starts the deployment: by then the hook (with its permissions) and the rollback
+        # alarms (re-bound to the new version) must be in place, or the canary would judge the old version.
+        if hook is not None:
+            hook.allow_report(self.application, self.group)
+            alias.node.add_dependency(hook)
+        for alarm in rollback_alarms:
+            alias.node.add_dependency(alarm)
 
     def _deployment_config(self, percent: int, minutes: int) -> str:
         if percent == 0:

@@ -1,0 +1,1 @@
+"""The CodeDeploy pre-traffic hook: the new classifier version must pass the golden set before traffic."""
