@@ -218,7 +218,8 @@ def test_resource_names_exist() -> None:
     known = {getattr(names, f.name) for f in fields(names) if f.name != "prefix"}
     known |= {names.classifier_alias_resource}
     known |= {defs.alarm_name(names.prefix, s) for s in ALL_ALARMS}
-    known |= {f"/aws/lambda/{n}" for n in (names.classifier_function, names.drift_function, names.feedback_function)}
+    functions = (names.classifier_function, names.drift_function, names.feedback_function, names.golden_hook_function)
+    known |= {f"/aws/lambda/{n}" for n in functions}
     used = set()
     for line in _commands():
         for word in shlex.split(line):
