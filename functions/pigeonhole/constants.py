@@ -33,6 +33,11 @@ ENV_FEEDBACK_RETRY_SECONDS: Final = "PIGEONHOLE_FEEDBACK_RETRY_SECONDS"
 # Pre-traffic hook: the classifier version to probe, and the stack's golden-accuracy floor.
 ENV_HOOK_TARGET_VERSION: Final = "PIGEONHOLE_HOOK_TARGET_VERSION"
 ENV_MIN_GOLDEN_ACCURACY: Final = "PIGEONHOLE_MIN_GOLDEN_ACCURACY"
+# Canary defaults shared by the stack config and `pigeonhole local canary`, so the rehearsal plays the
+# deploy's own split, interval and golden floor.
+DEFAULT_CANARY_PERCENT: Final = 10
+DEFAULT_CANARY_MINUTES: Final = 10  # long enough for every rollback alarm (alarms.canary_seconds_needed)
+DEFAULT_MIN_GOLDEN_ACCURACY: Final = 0.8
 ENV_DRIFT_THRESHOLDS: Final = "PIGEONHOLE_DRIFT_THRESHOLDS"  # JSON object overriding the manifest's thresholds
 ENV_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 ENV_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"

@@ -98,12 +98,12 @@ class InfraConfig:
     provisioned_max: int = 20  # = max_concurrency: warm capacity can cover every concurrent batch
     provisioned_utilization: float = 0.5
     # Canary deployments (CodeDeploy) of the alias; 0 percent shifts all at once.
-    canary_percent: int = 10
+    canary_percent: int = c.DEFAULT_CANARY_PERCENT
     # Long enough for every rollback alarm to fire (see canary_seconds_needed and docs/deploy.md).
-    canary_minutes: int = 10
+    canary_minutes: int = c.DEFAULT_CANARY_MINUTES
     # Pre-traffic hook: the new version must label the package's golden set at least this accurately
     # (true labels). The hook uses max(this, the manifest's min_accuracy): a broken build cannot lower it.
-    min_golden_accuracy: float = 0.8
+    min_golden_accuracy: float = c.DEFAULT_MIN_GOLDEN_ACCURACY
     golden_hook_timeout_s: int = 120
     # Drift and feedback functions.
     window_seconds: int = 300

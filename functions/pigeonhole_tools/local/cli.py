@@ -245,7 +245,7 @@ def canary(
     ] = True,
     golden_floor: Annotated[
         float | None,
-        typer.Option(min=0.0, max=1.0, help="Golden accuracy floor (default 0.8, infra's min_golden_accuracy)."),
+        typer.Option(min=0.0, max=1.0, help="Golden accuracy floor (infra's min_golden_accuracy)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the texts drawn.")] = 7,
     log_file: Annotated[Path, typer.Option(help="Where the handler's JSON logs and EMF metrics go.")] = Path(

@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from pigeonhole import alarms as defs
+from pigeonhole import constants as c
 from pigeonhole.naming import ResourceNames
 from pigeonhole_tools.local import alarms as la
 from pigeonhole_tools.local.canary.versions import ClassifierVersion
 
 EXECUTED_VERSION = "ExecutedVersion"
 GOLDEN_MODULE = "pigeonhole.model.golden"
-DEFAULT_GOLDEN_FLOOR = 0.8  # infra's InfraConfig.min_golden_accuracy
+DEFAULT_GOLDEN_FLOOR = c.DEFAULT_MIN_GOLDEN_ACCURACY  # infra's InfraConfig.min_golden_accuracy
 
 
 def for_version(query: defs.MetricQuery, executed_version: str) -> defs.MetricQuery:

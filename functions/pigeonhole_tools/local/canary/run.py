@@ -69,8 +69,8 @@ from pigeonhole_tools.local.poller import Invocation, SqsEventSourcePoller
 from pigeonhole_tools.local.service_metrics import invocation_datums
 
 MINUTE = 60
-DEFAULT_PERCENT = 10  # infra's InfraConfig.canary_percent
-DEFAULT_MINUTES = 5  # infra's InfraConfig.canary_minutes
+DEFAULT_PERCENT = c.DEFAULT_CANARY_PERCENT  # infra's InfraConfig.canary_percent
+DEFAULT_MINUTES = c.DEFAULT_CANARY_MINUTES  # infra's InfraConfig.canary_minutes
 BATCH = 10  # the event source mapping's batch size
 
 
