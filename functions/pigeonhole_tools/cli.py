@@ -8,7 +8,7 @@ app = typer.Typer(help="Pigeonhole: serverless event classifier for AWS.", no_ar
 
 
 def _register() -> None:
-    from pigeonhole_tools.bench import bench_app
+    from pigeonhole_tools.bench.cli import bench_app
     from pigeonhole_tools.local.cli import local_app
     from pigeonhole_tools.monitoring.cli import harness_app
     from pigeonhole_tools.reliability.cli import dlq_app, reliability_app
@@ -17,7 +17,7 @@ def _register() -> None:
     app.add_typer(model_app, name="model", help="Build and inspect model packages.")
     app.add_typer(local_app, name="local", help="Run the whole flow on this machine against moto.")
     app.add_typer(harness_app, name="drift", help="Drift reports, charts and the detector-quality harness.")
-    app.add_typer(bench_app, name="bench", help="Measure cold start and inference latency.")
+    app.add_typer(bench_app, name="bench", help="Measure latency, cold start, size, AWS requests and cost per million events.")
     app.add_typer(reliability_app, name="reliability", help="Faults through moto and the poller; load held.")
     app.add_typer(dlq_app, name="dlq", help="Dead-letter queues: redrive.")
 
