@@ -17,7 +17,9 @@ def _register() -> None:
     app.add_typer(model_app, name="model", help="Build and inspect model packages.")
     app.add_typer(local_app, name="local", help="Run the whole flow on this machine against moto.")
     app.add_typer(harness_app, name="drift", help="Drift reports, charts and the detector-quality harness.")
-    app.add_typer(bench_app, name="bench", help="Measure latency, cold start, size, AWS requests and cost per million events.")
+    app.add_typer(
+        bench_app, name="bench", help="Measure latency, cold start, size, AWS requests and cost per million events."
+    )
     app.add_typer(reliability_app, name="reliability", help="Faults through moto and the poller; load held.")
     app.add_typer(dlq_app, name="dlq", help="Dead-letter queues: redrive.")
 
