@@ -72,7 +72,7 @@ infra/node_modules: infra/package-lock.json
 	cd infra && npm ci --no-audit --no-fund --loglevel=error
 	touch infra/node_modules
 
-bench: $(STAMP)  ## cold start and inference latency of the default model (numbers, not assertions)
+bench: $(STAMP)  ## side-by-side benchmarks (latency, cold start, size, counted AWS requests, $ per million) -> docs/benchmarks.md + .json
 	$(BIN)/pigeonhole bench
 
 clean:

@@ -35,6 +35,12 @@ PRICES: Mapping[str, Price] = {
     "lambda_gb_s_arm64": Price(0.0000133334, "per GB-s", "aws.amazon.com/lambda/pricing"),
     "lambda_provisioned_gb_s_x86_64": Price(0.0000041667, "per GB-s configured", "aws.amazon.com/lambda/pricing"),
     "lambda_provisioned_gb_s_arm64": Price(0.0000033334, "per GB-s configured", "aws.amazon.com/lambda/pricing"),
+    "lambda_pc_duration_gb_s_x86_64": Price(
+        0.0000097222, "per GB-s run on provisioned instances", "aws.amazon.com/lambda/pricing"
+    ),
+    "lambda_pc_duration_gb_s_arm64": Price(
+        0.0000077778, "per GB-s run on provisioned instances", "aws.amazon.com/lambda/pricing"
+    ),
     "sqs_request": Price(0.40 / 1e6, "per request (64 KiB chunk)", "aws.amazon.com/sqs/pricing"),
     "eventbridge_event": Price(1.00 / 1e6, "per custom event (64 KiB chunk)", "aws.amazon.com/eventbridge/pricing"),
     "dynamodb_wru": Price(

@@ -108,7 +108,7 @@ def sdk(cache: Path, interpreter: str | None) -> Path:
     return target
 
 
-SKLEARN_TRIM = ("sklearn/**/tests", "scipy/**/tests", "numpy/**/tests", "bin", "numpy/f2py")
+SKLEARN_TRIM = ("sklearn/**/tests", "scipy/**/tests", "numpy/**/tests", "bin")  # scipy imports numpy.f2py
 
 
 def sklearn_layer(cache: Path, arch: str, interpreter: str | None) -> Path:

@@ -20,13 +20,15 @@ def _table_units(billed: Mapping[str, float], kind: str, fragment: str) -> float
     return sum(v for k, v in billed.items() if k.startswith(f"dynamodb_{kind}[") and fragment in k)
 
 
-def classify_usage(count: Mapping[str, Any], warm_batch_ms: float, memory_mb: int) -> dict[str, Any]:
+def classify_usage(
+    count: Mapping[str, Any], warm_batch_ms: float, memory_mb: int, aws_call_ms: float = AWS_CALL_MS
+) -> dict[str, Any]:
     """Per-event usage of the classify path, split into the base and each optional feature."""
     events, invocations = count["events"], count["invocations"]
     billed: Mapping[str, float] = count["billed"]
     own_calls = sum(v for k, v in count["calls"].items() if not k.startswith("esm:") and ":error" not in k)
     calls_per_invocation = own_calls / invocations
-    duration = costs.lambda_compute_ms(warm_batch_ms, memory_mb) + calls_per_invocation * AWS_CALL_MS
+    duration = costs.lambda_compute_ms(warm_batch_ms, memory_mb) + calls_per_invocation * aws_call_ms
     wcu_windows = _table_units(billed, "wcu", "windows")
     wcu_capture = _table_units(billed, "wcu", "predictions")
     base = costs.Usage(
@@ -99,10 +101,19 @@ def cost_lines(
         fb["billed"], fb["events"], fb["invocations"], fb_ms, fb["log_bytes"] + PLATFORM_LOG_BYTES * fb["invocations"]
     )
     lines += costs.per_million("feedback (per million labels)", fb_usage, 512, arch, group="feedback")
-    one = warm.get("1", {}).get("handler")
+    one = warm.get("1", {}).get("floor")
     if one is not None:
         lines.append(costs.sagemaker_serverless(one["median"], 1_000))
     base_total = costs.total(lines)
+    sensitivity = {}
+    for call_ms in (5.0, 20.0):
+        alt = classify_usage(count["classify"], handler_ms, memory_mb, aws_call_ms=call_ms)
+        sensitivity[f"aws_call_{call_ms:g}ms"] = costs.total(
+            costs.per_million("classify", alt["base"], memory_mb, arch)
+        )
+    duration_line = next(line for line in lines if "Lambda duration" in line.item and line.group == "classification")
+    rate = costs.PRICES[f"lambda_pc_duration_gb_s_{arch}"].value / costs.PRICES[f"lambda_gb_s_{arch}"].value
+    sensitivity["duration_on_provisioned_instances"] = base_total - duration_line.dollars * (1 - rate)
     return {
         "batch_size": batch,
         "memory_mb": memory_mb,
@@ -113,6 +124,7 @@ def cost_lines(
         "capture_wcu_per_event": usage["capture_wcu_per_event"],
         "lines": costs.as_dicts(lines),
         "classification_total": base_total,
+        "sensitivity": sensitivity,
     }
 
 

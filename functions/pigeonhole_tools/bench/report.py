@@ -254,6 +254,8 @@ def _costs(r: Mapping[str, Any]) -> list[str]:
     money = r.get("costs")
     if not money:
         return []
+    fixed = r.get("metrics_fixed", [])
+    per_label = r.get("per_label_metrics", {})
     groups: dict[str, list[list[str]]] = {
         name: [] for name in ("classification", "optional", "excluded", "feedback", "comparison")
     }
@@ -272,16 +274,27 @@ def _costs(r: Mapping[str, Any]) -> list[str]:
         "",
         *_table(["classification (base, with windows)", "arithmetic", "$"], groups["classification"]),
         f"**Classification with windows: ${money['classification_total']:.2f} per million events** (without the "
-        "producer's send and the optional features).",
+        "producer's send and the optional features). How much rests on the assumed AWS round trip: "
+        f"${money['sensitivity']['aws_call_5ms']:.2f} at 5 ms per call, ${money['sensitivity']['aws_call_20ms']:.2f} "
+        "at 20 ms; with the stack's default warm mode (provisioned concurrency) the invocations that land on "
+        "provisioned instances pay the lower duration rate: "
+        f"${money['sensitivity']['duration_on_provisioned_instances']:.2f} "
+        "(the provisioned capacity itself is an idle cost: docs/deploy.md).",
         "",
         *_table(["optional feature / excluded", "arithmetic", "$"], groups["optional"] + groups["excluded"]),
         *_table(["feedback (per million labels)", "arithmetic", "$"], groups["feedback"]),
-        "SageMaker Serverless Inference serving the same model, one request per event (compute billed per ms at "
-        "1,024 MB for the warm handler's batch-of-1 time, an optimistic floor since SageMaker's own container and "
-        "HTTP overhead are not counted; ~1 KB in + out per request). It replaces only the inference: the queue, "
-        "windows and routing costs above would remain, plus the caller's time waiting on each request:",
+        "SageMaker Serverless Inference serving the same model, one request per event: compute billed per ms at "
+        "1,024 MB for the floor's batch-of-1 time (rounded up to 1 ms: an optimistic bound, SageMaker's own "
+        "container and HTTP overhead are not counted), ~1 KB in + out per request. It replaces only the inference: "
+        "the queue, windows and routing costs above remain, plus a caller's time waiting on each request:",
         "",
         *_table(["comparison", "arithmetic", "$"], groups["comparison"]),
+        f"Fixed monthly costs seen in the same run: the functions emitted {len(fixed)} distinct custom metrics "
+        f"(name × dimensions, EMF) apart from per-label ones: ${costs.monthly_metrics(len(fixed)):.2f} a month while "
+        f"traffic flows; per-label metrics ({', '.join(per_label.get('metric_names', []))}) × "
+        f"{per_label.get('classes', 0)} classes: ${costs.monthly_metrics(per_label.get('metrics', 0)):.2f} a month "
+        "per model version.",
+        "",
         "Prices used:",
         "",
         *_table(["price", "value", "unit", "source"], prices),
