@@ -102,9 +102,9 @@ def test_targets_report_met_and_not_met() -> None:
         "costs": {"windows_wcu_per_event": 0.05, "classification_total": 1.2},
     }
     got = {t["target"]: t["met"] for t in model_costs.targets(result)}
-    assert got["handler vs floor, batch of 10"] is True  # 1.3×
-    assert got["int8 vs fp32 time, batch of 10"] is True
-    assert got["faster than the scikit-learn handler, batch of 10"] is False  # 3.8×
+    assert got["handler vs floor, batch of 10 (CPU time)"] is True  # 1.3×
+    assert got["int8 vs fp32 time, batch of 10 (CPU time)"] is True
+    assert got["faster than the scikit-learn handler, batch of 10 (CPU time)"] is False  # 3.8×
     assert got["runtime layer unzipped (x86_64)"] is False
     assert got["windows write units per event, batch of 10"] is True
     assert got["classification with windows, per million events"] is False

@@ -94,6 +94,7 @@ def _warm(result: dict[str, Any], model_dir: Path, texts: list[str], models: Ben
         result["warm"] = run_warm(
             model_dir, texts, models, WARM_SIZES, lambda size: max(20, repeats // (10 if size > 10 else 1))
         )
+        result["warm_profile"] = result["warm"].pop("profile_batch_10", {})
     finally:
         os.environ.clear()
         os.environ.update(saved)

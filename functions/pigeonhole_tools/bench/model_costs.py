@@ -138,17 +138,18 @@ def targets(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     w10 = result.get("warm", {}).get("10", {})
     if "handler" in w10 and "floor" in w10:
         r = w10["handler"]["median"] / w10["floor"]["median"]
-        add("handler vs floor, batch of 10", "≤ 1.3×", r, r <= 1.3, f"{r:.2f}×")
+        add("handler vs floor, batch of 10 (CPU time)", "≤ 1.3×", r, r <= 1.3, f"{r:.2f}×")
     if "int8" in w10 and "fp32" in w10:
         r = w10["int8"]["median"] / w10["fp32"]["median"]
-        add("int8 vs fp32 time, batch of 10", "≤ 0.5×", r, r <= 0.5, f"{r:.2f}×")
+        add("int8 vs fp32 time, batch of 10 (CPU time)", "≤ 0.5×", r, r <= 0.5, f"{r:.2f}×")
     if "sklearn_handler" in w10 and "handler" in w10:
         r = w10["sklearn_handler"]["median"] / w10["handler"]["median"]
-        add("faster than the scikit-learn handler, batch of 10", "≥ 5×", r, r >= 5, f"{r:.2f}×")
+        add("faster than the scikit-learn handler, batch of 10 (CPU time)", "≥ 5×", r, r >= 5, f"{r:.2f}×")
     cold = result.get("cold", {})
     if "sklearn" in cold and "pigeonhole" in cold:
-        r = cold["sklearn"]["total_ms"]["median"] / cold["pigeonhole"]["total_ms"]["median"]
-        add("faster cold start than scikit-learn", "≥ 3×", r, r >= 3, f"{r:.2f}×")
+        r = cold["sklearn"]["total_cpu_ms"]["median"] / cold["pigeonhole"]["total_cpu_ms"]["median"]
+        wall = cold["sklearn"]["total_ms"]["median"] / cold["pigeonhole"]["total_ms"]["median"]
+        add("faster cold start than scikit-learn (CPU time)", "≥ 3×", r, r >= 3, f"{r:.2f}× (wall {wall:.2f}×)")
     size = result.get("size", {})
     if "x86_64" in size:
         mb = size["x86_64"]["runtime_layer"]["unzipped_bytes"] / 1e6

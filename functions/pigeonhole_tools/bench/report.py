@@ -64,7 +64,9 @@ def _warm(r: Mapping[str, Any]) -> list[str]:
         "`int8`/`fp32` are the two graphs of one training of the same recipe (the bench trains it: "
         f"{r.get('models', {}).get('train_seconds', 0):.0f} s), `sklearn_predict` that training's scikit-learn "
         "`predict_proba`, `sklearn_handler` a scikit-learn-on-Lambda handler (parse, normalise, "
-        "`predict_proba`, top label; no AWS calls). Variants are interleaved call by call. ms per batch:",
+        "`predict_proba`, top label; no AWS calls). Variants are interleaved call by call. Times are the calling "
+        "thread's CPU time (`time.thread_time`; every variant runs single-threaded in it), which a busy shared "
+        "host does not inflate; wall time beside it for reference. ms per batch:",
         "",
     ]
     variants = list(next(iter(warm.values())).keys())
@@ -72,8 +74,11 @@ def _warm(r: Mapping[str, Any]) -> list[str]:
     for size, per in warm.items():
         for v in variants:
             s = per[v]
-            rows.append([size, v, _ms(s, 3), f"{s['p99']:.3f}", f"{s['events_per_s']:,.0f}"])
-    out += _table(["batch", "variant", "p50 ms (IQR)", "p99 ms", "events/s (1 core)"], rows)
+            wall = s.get("wall", {})
+            rows.append(
+                [size, v, _ms(s, 3), f"{s['p99']:.3f}", f"{s['events_per_s']:,.0f}", f"{wall.get('median', 0):.3f}"]
+            )
+    out += _table(["batch", "variant", "CPU p50 ms (IQR)", "CPU p99 ms", "events/s (1 core)", "wall p50 ms"], rows)
     ratios = []
     for size, per in warm.items():
         h, f = per["handler"]["median"], per["floor"]["median"]
@@ -85,6 +90,19 @@ def _warm(r: Mapping[str, Any]) -> list[str]:
     out += _table(
         ["batch", "handler ÷ floor", "int8 ÷ fp32", "sklearn handler ÷ handler", "sklearn predict ÷ floor"], ratios
     )
+    profile = r.get("warm_profile")
+    if profile:
+        total = sum(profile.values())
+        out += [
+            "Where the handler's time goes at a batch of 10 (`cProfile` over 30 batches, self time summed by the "
+            f"package that owns the function; profiling inflates Python-heavy code, so read shares): {total:.1f} ms "
+            "per batch under the profiler.",
+            "",
+            *_table(
+                ["owner", "ms per batch", "share"],
+                [[k, f"{v:.2f}", f"{v / total:.0%}"] for k, v in list(profile.items())[:12]],
+            ),
+        ]
     return out
 
 
@@ -94,7 +112,13 @@ def _cold(r: Mapping[str, Any]) -> list[str]:
         return []
     rows = []
     for name, phases in cold.items():
-        rows.append([name, *(_ms(phases[p], 0) for p in ("import_ms", "load_ms", "first_batch_ms", "total_ms"))])
+        rows.append(
+            [
+                name,
+                *(_ms(phases[p], 0) for p in ("import_cpu_ms", "load_cpu_ms", "first_batch_cpu_ms", "total_cpu_ms")),
+                _ms(phases["total_ms"], 0),
+            ]
+        )
     out = [
         "## Cold start (fresh processes on the byte-compiled trees Lambda gets)",
         "",
@@ -104,9 +128,12 @@ def _cold(r: Mapping[str, Any]) -> list[str]:
         "boto3/botocore for Python 3.12 (Lambda's runtime provides them). `pigeonhole` = import the handler, build "
         "the service (verify + load the model, wire clients; AWS answered in-process), first batch of 10; `floor` "
         "= `import numpy, onnxruntime` + session + first run; `sklearn` = `import numpy, scipy, sklearn, joblib` + "
-        "`joblib.load` + first `predict_proba`, from a scikit-learn layer built the same way. ms:",
+        "`joblib.load` + first `predict_proba`, from a scikit-learn layer built the same way. CPU time of the "
+        "process (`time.process_time`) per phase, and the wall total (which adds disk and waiting for a core), ms:",
         "",
-        *_table(["program", "import", "load", "first batch of 10", "total"], rows),
+        *_table(
+            ["program", "import (CPU)", "load (CPU)", "first batch of 10 (CPU)", "total (CPU)", "total (wall)"], rows
+        ),
     ]
     breakdown = r.get("import_breakdown")
     if breakdown:
