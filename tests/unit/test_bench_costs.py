@@ -59,7 +59,7 @@ def test_sagemaker_bills_each_request_by_the_millisecond() -> None:
     assert line.dollars == pytest.approx(1e6 * 0.003 * 0.0000200 + 1e6 * 1000 / 1e9 * 0.016)
 
 
-def test_classify_usage_splits_capture_and_output_bus_from_the_base() -> None:
+def test_classify_usage_counts_markers_as_accounting_and_prices_captures_apart() -> None:
     count = {
         "events": 100,
         "invocations": 10,
@@ -75,14 +75,18 @@ def test_classify_usage_splits_capture_and_output_bus_from_the_base() -> None:
             "dynamodb_wcu": 50,
             "dynamodb_wcu[p-windows]": 10,
             "dynamodb_wcu[p-predictions]": 40,
+            "dynamodb_wcu_in_transactions[p-windows]": 10,
+            "dynamodb_wcu_in_transactions[p-predictions]": 30,  # markers; the other 10 were written apart
         },
         "log_bytes": 10_000,
     }
     usage = model_costs.classify_usage(count, warm_batch_ms=5.0, memory_mb=1769)
     base = usage["base"]
-    assert base.wcu == pytest.approx(0.1)  # the windows only: capture is its own line
-    assert usage["capture_wcu_per_event"] == pytest.approx(0.4)
     assert usage["windows_wcu_per_event"] == pytest.approx(0.1)
+    assert usage["markers_wcu_per_event"] == pytest.approx(0.3)
+    assert usage["accounting_wcu_per_event"] == pytest.approx(0.4)
+    assert usage["capture_wcu_per_event"] == pytest.approx(0.1)
+    assert base.wcu == pytest.approx(0.4)  # the accounting is in the base; captures are their own line
     assert usage["output_events_per_event"] == pytest.approx(1.0)
     assert base.eventbridge_events == 0
     # 5 ms of compute at a full vCPU + 2 own calls per invocation × the assumed round trip
@@ -99,12 +103,17 @@ def test_targets_report_met_and_not_met() -> None:
             }
         },
         "size": {"x86_64": {"runtime_layer": {"unzipped_bytes": 145e6}}},
-        "costs": {"windows_wcu_per_event": 0.05, "classification_total": 1.2},
+        "costs": {
+            "accounting_wcu_per_event": 0.05,
+            "windows_wcu_per_event": 0.03,
+            "markers_wcu_per_event": 0.02,
+            "classification_total": 1.2,
+        },
     }
     got = {t["target"]: t["met"] for t in model_costs.targets(result)}
     assert got["handler vs floor, batch of 10 (CPU time)"] is True  # 1.3×
     assert got["int8 vs fp32 time, batch of 10 (CPU time)"] is True
     assert got["faster than the scikit-learn handler, batch of 10 (CPU time)"] is False  # 3.8×
     assert got["runtime layer unzipped (x86_64)"] is False
-    assert got["windows write units per event, batch of 10"] is True
+    assert got["window accounting write units per event, batch of 10"] is True
     assert got["classification with windows, per million events"] is False

@@ -99,6 +99,8 @@ def test_dynamodb_writes_bill_the_stored_item_and_double_in_transactions() -> No
     assert counter.billed["dynamodb_wcu"] == 2 + 4 + 4
     assert counter.billed["dynamodb_wcu[windows]"] == 2 + 4
     assert counter.billed["dynamodb_wcu[predictions]"] == 4
+    assert counter.billed["dynamodb_wcu_in_transactions[predictions]"] == 4
+    assert counter.billed["dynamodb_wcu_in_transactions[windows]"] == 4  # the UpdateItem's 2 were not in one
 
 
 def test_without_a_reader_the_sent_item_is_billed() -> None:

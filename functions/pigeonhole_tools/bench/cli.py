@@ -229,14 +229,16 @@ def _derive(result: dict[str, Any], model_dir: Path) -> None:
         ev = c["events"]
         b = c["billed"]
         windows = sum(v for k, v in b.items() if k.startswith("dynamodb_wcu[") and "windows" in k)
-        capture = sum(v for k, v in b.items() if k.startswith("dynamodb_wcu[") and "predictions" in k)
+        predictions = sum(v for k, v in b.items() if k.startswith("dynamodb_wcu[") and "predictions" in k)
+        markers = sum(v for k, v in b.items() if k.startswith("dynamodb_wcu_in_transactions[") and "predictions" in k)
         w = warm.get(size, {}).get("handler")
         scaling.append(
             {
                 "batch": int(size),
                 "events_per_s": w["events_per_s"] if w else None,
                 "wcu_windows": windows / ev,
-                "wcu_capture": capture / ev,
+                "wcu_markers": markers / ev,
+                "wcu_capture": (predictions - markers) / ev,
                 "wcu_all": b.get("dynamodb_wcu", 0) / ev,
             }
         )

@@ -219,7 +219,8 @@ class RequestCounter:
         return table, self._stored_size(table, key, key)  # Delete, ConditionCheck: the item's size
 
     def _dynamodb(self, operation: str, params: Mapping[str, Any], parsed: Mapping[str, Any]) -> dict[str, float]:
-        """WCU and RCU in total and per table (``dynamodb_wcu[<table>]``), so each feature's table is priced apart.
+        """WCU and RCU in total and per table (``dynamodb_wcu[<table>]``), so each feature's table is priced apart;
+        units written inside ``TransactWriteItems`` are also kept per table (``dynamodb_wcu_in_transactions[...]``).
 
         A failed conditional write or a cancelled transaction still consumes write capacity: counted too.
         """
@@ -230,6 +231,8 @@ class RequestCounter:
             if units:
                 out[name] = float(sum(units.values()))
                 out.update({f"{name}[{table}]": float(v) for table, v in units.items()})
+        if operation == "TransactWriteItems":  # written together: which tables' units one transaction needed
+            out.update({f"dynamodb_wcu_in_transactions[{table}]": float(v) for table, v in wcu.items()})
         return out
 
     def _write_units(
