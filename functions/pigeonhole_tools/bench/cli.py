@@ -185,6 +185,7 @@ def main(
     result["timings_s"]["cold"] = time.perf_counter() - t
     t = _step("AWS requests per event, counted end to end against moto server")
     result["counts"] = run_counted(model_dir, docs, {b: (max(b, 20) if quick else n) for b, n in COUNT_PLAN.items()})
+    result["per_label_option"] = result["counts"].pop("per_label_option", {})
     result["timings_s"]["counts"] = time.perf_counter() - t
 
     _derive(result, model_dir)
@@ -203,9 +204,8 @@ def _derive(result: dict[str, Any], model_dir: Path) -> None:
 
     cfg = result["config"]
     counts, warm = result["counts"], result["warm"]
-    label_metric_names = {
-        m.split("[")[0] for size in counts.values() for m in size["classify"]["metrics"] if "Label=" in m
-    }
+    option_metrics = result.get("per_label_option", {}).get("classify", {}).get("metrics", [])
+    label_metric_names = {m.split("[")[0] for m in option_metrics if "Label=" in m}
     n_classes = len(load_manifest(model_dir).classes)
     per_label = len(label_metric_names) * n_classes
     fixed = {

@@ -204,7 +204,13 @@ def _drift(reader: _Reader, events: int, now: datetime, tmp: Path) -> dict[str, 
 
 
 def run_system(
-    endpoint: str, model_dir: Path, docs: Sequence[tuple[str, str]], size: int, prefix: str, all_paths: bool
+    endpoint: str,
+    model_dir: Path,
+    docs: Sequence[tuple[str, str]],
+    size: int,
+    prefix: str,
+    all_paths: bool,
+    extra_env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """One fresh system at batch size ``size``: classify, and (``all_paths``) feedback and drift, each counted."""
     from pigeonhole_tools.local import emulator
@@ -215,6 +221,7 @@ def run_system(
             **resources.lambda_environment(model_dir),
             c.ENV_FEEDBACK_TABLE: resources.names.feedback_table,
             "POWERTOOLS_METRICS_DISABLED": "false",
+            **(extra_env or {}),
         }
     )
     plain_sqs = emulator.sqs_client(endpoint, max_attempts=1)
@@ -261,6 +268,18 @@ def run_counted(
                 results[str(size)] = run_system(
                     emu.endpoint, model_dir, chosen, size, prefix=f"bench{size}", all_paths=size in all_paths
                 )
+            # The per-label class-mix metrics are an option (off by default): one small run with it on,
+            # to count which metrics it adds.
+            per_label = [docs[i % len(docs)] for i in range(20)]
+            results["per_label_option"] = run_system(
+                emu.endpoint,
+                model_dir,
+                per_label,
+                10,
+                prefix="benchlabels",
+                all_paths=False,
+                extra_env={c.ENV_PER_LABEL_METRICS: "true"},
+            )
     finally:
         os.environ.clear()
         os.environ.update(saved)
