@@ -72,7 +72,8 @@ def cost_lines(
     capture = usage["capture_wcu_per_event"] * n
     lines.append(
         costs.Line(
-            "option: prediction capture (predictions table)",
+            "option: prediction capture (prediction items written apart from the window transaction; "
+            "a capture inside its event's marker adds none)",
             f"{capture:,.0f} WCU × $0.625/M",
             capture * p["dynamodb_wru"].value,
             "optional",
