@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -26,12 +26,11 @@ from pigeonhole.classify.service import ClassifierService
 from pigeonhole.config import Settings
 from pigeonhole.constants import OUTPUT_DETAIL_TYPE, OUTPUT_SOURCE
 from pigeonhole.drift.recorder import WindowRecorder
-from pigeonhole.entry import AwsClients, Lazy, model_load, tag_model, warm_during_init
+from pigeonhole.entry import AwsClients, Lazy, model_load, tag_model, trace_lambda_handler, warm_during_init
 from pigeonhole.model.runtime import ModelRuntime
 
 logger = Logger(service=mc.SERVICE_CLASSIFIER)
 metrics = Metrics(namespace=mc.NAMESPACE, service=mc.SERVICE_CLASSIFIER)
-tracer = Tracer(service=mc.SERVICE_CLASSIFIER)
 
 
 def build_service(settings: Settings, session: boto3.Session | None = None) -> ClassifierService:
@@ -79,7 +78,7 @@ def reset_for_tests(built: ClassifierService | None = None) -> None:
 
 
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@trace_lambda_handler(mc.SERVICE_CLASSIFIER)
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse | dict[str, Any]:
     if is_probe(event):  # the pre-traffic hook's golden probe: labels only, no side effect

@@ -11,18 +11,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pigeonhole import metrics_catalog as mc
 from pigeonhole.adapters.dynamodb import DynamoDBAdapter
 from pigeonhole.config import MonitorSettings
 from pigeonhole.drift.service import DriftConfig, DriftService
-from pigeonhole.entry import AwsClients, Lazy, model_load, tag_model
+from pigeonhole.entry import AwsClients, Lazy, model_load, tag_model, trace_lambda_handler
 from pigeonhole.model.manifest import load_manifest
 
 logger = Logger(service=mc.SERVICE_DRIFT)
-tracer = Tracer(service=mc.SERVICE_DRIFT)
 
 
 def drift_config(settings: MonitorSettings) -> DriftConfig:
@@ -51,7 +50,7 @@ def reset_for_tests(built: DriftService | None = None) -> None:
     service.reset(built)
 
 
-@tracer.capture_lambda_handler
+@trace_lambda_handler(mc.SERVICE_DRIFT)
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return service.get().run(datetime.now(UTC)).summary()

@@ -6,6 +6,7 @@
   default metric dimension, and the model-load-failure metric of the function's service.
 - ``partial_batch_response``: SQS partial batch responses that never raise on an all-failed batch.
 - ``parse_document``: a record body → the JSON document (EventBridge envelopes unwrapped) or a coded reason.
+- ``trace_lambda_handler``: Powertools' Tracer around the handler, the X-Ray SDK imported only when tracing is on.
 - ``warm_during_init``: under provisioned concurrency or SnapStart, build the service during init.
 """
 
@@ -14,6 +15,7 @@ from pigeonhole.entry.clients import BOTO_CONFIG, AwsClients
 from pigeonhole.entry.envelope import Document, EnvelopeReasonCode, Rejection, parse_document
 from pigeonhole.entry.lazy import Lazy
 from pigeonhole.entry.telemetry import model_load, tag_model
+from pigeonhole.entry.tracing import trace_lambda_handler, tracing_enabled
 from pigeonhole.entry.warm import PREWARMED_INIT_TYPES, warm_during_init
 
 __all__ = [
@@ -28,5 +30,7 @@ __all__ = [
     "parse_document",
     "partial_batch_response",
     "tag_model",
+    "trace_lambda_handler",
+    "tracing_enabled",
     "warm_during_init",
 ]

@@ -10,20 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pigeonhole import metrics_catalog as mc
 from pigeonhole.adapters.dynamodb import DynamoDBAdapter
 from pigeonhole.config import MonitorSettings
-from pigeonhole.entry import AwsClients, Lazy, model_load, tag_model
+from pigeonhole.entry import AwsClients, Lazy, model_load, tag_model, trace_lambda_handler
 from pigeonhole.exceptions import ConfigurationError
 from pigeonhole.feedback.service import FeedbackService
 from pigeonhole.model.manifest import load_manifest
 
 logger = Logger(service=mc.SERVICE_FEEDBACK)
-tracer = Tracer(service=mc.SERVICE_FEEDBACK)
 
 
 def build_service(settings: MonitorSettings, session: boto3.Session | None = None) -> FeedbackService:
@@ -54,7 +53,7 @@ def reset_for_tests(built: FeedbackService | None = None) -> None:
     service.reset(built)
 
 
-@tracer.capture_lambda_handler
+@trace_lambda_handler(mc.SERVICE_FEEDBACK)
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return service.get().handle(event, context)
