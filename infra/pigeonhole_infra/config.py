@@ -42,6 +42,7 @@ ENV_WINDOWS_TABLE: Final = c.ENV_WINDOWS_TABLE
 ENV_PREDICTIONS_TABLE: Final = c.ENV_PREDICTIONS_TABLE
 ENV_FEEDBACK_TABLE: Final = c.ENV_FEEDBACK_TABLE
 ENV_POWERTOOLS_LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"
+ENV_POWERTOOLS_TRACE_DISABLED: Final = "POWERTOOLS_TRACE_DISABLED"
 
 # Lambda handlers (module path inside the `pigeonhole` package).
 CLASSIFIER_HANDLER: Final = "pigeonhole.classify.handler.handler"
@@ -87,6 +88,9 @@ class InfraConfig:
     timeout_s: int = 30
     ort_threads: int = 1
     log_level: str = "INFO"
+    # X-Ray: Active tracing plus Powertools' Tracer in every function (its SDK costs init time, see
+    # docs/deploy.md "Tracing"); False = no tracing, no X-Ray permission, POWERTOOLS_TRACE_DISABLED=true.
+    tracing: bool = True
     review_threshold: float | None = None  # None: the manifest's threshold
     # SQS event source mapping on the alias.
     batch_size: int = MAX_BATCH_SIZE

@@ -69,7 +69,8 @@ def acknowledgements(stack: PigeonholeStack) -> list[Ack]:
     bodies = stack.get_logical_id(_cfn(stack.quarantine_bucket))
     acks: list[Ack] = []
     for fn in ("Classifier/Classifier", "Drift/Drift", "Feedback/Feedback", "GoldenHook/Hook"):
-        acks.append(Ack(f"{fn}/Role", "AwsSolutions-IAM5[Resource::*]", XRAY_REASON))
+        if stack.config.tracing:
+            acks.append(Ack(f"{fn}/Role", "AwsSolutions-IAM5[Resource::*]", XRAY_REASON))
         acks.append(Ack(f"{fn}/Function", "AwsSolutions-L1", RUNTIME_REASON))
     acks += [
         Ack(

@@ -40,6 +40,7 @@ ALTERNATE_CONFIG: dict[str, Any] = {
     "capture_review_rate": 0.8,
     "capture_auto_rate": 0.05,
     "per_label_metrics": True,
+    "tracing": False,
 }
 
 

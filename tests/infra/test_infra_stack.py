@@ -169,6 +169,31 @@ def test_alternate_event_source_mapping_settings(alternate_stack: Synthesized) -
     )
 
 
+def test_tracing_is_active_by_default_and_off_means_no_xray_anywhere(
+    default_stack: Synthesized, alternate_stack: Synthesized
+) -> None:
+    """Default: Active tracing, X-Ray's write permission, Powertools' Tracer free to trace. `tracing=false`
+    (the alternate stack): no tracing config, no X-Ray action in any policy, POWERTOOLS_TRACE_DISABLED=true
+    so the handlers never import the X-Ray SDK (pigeonhole.entry.tracing)."""
+    for stack, traced in ((default_stack, True), (alternate_stack, False)):
+        functions = stack.template.find_resources("AWS::Lambda::Function")
+        ours = {k: v for k, v in functions.items() if "POWERTOOLS_SERVICE_NAME" in _env_of(v)}
+        assert len(ours) >= 3  # classifier, drift, feedback (and the golden pre-traffic hook where it exists)
+        for fn in ours.values():
+            props = fn["Properties"]
+            assert props.get("TracingConfig") == ({"Mode": "Active"} if traced else None)
+            assert ("POWERTOOLS_TRACE_DISABLED" in _env_of(fn)) is not traced
+            if not traced:
+                assert _env_of(fn)["POWERTOOLS_TRACE_DISABLED"] == "true"
+        policies = json.dumps(stack.template.find_resources("AWS::IAM::Policy"))
+        assert ("xray:PutTraceSegments" in policies) is traced
+
+
+def _env_of(fn: dict[str, Any]) -> dict[str, Any]:
+    env: dict[str, Any] = fn["Properties"].get("Environment", {}).get("Variables", {})
+    return env
+
+
 def test_classifier_function_runtime_environment_and_layers(default_stack: Synthesized) -> None:
     _, fn = _function(default_stack, "pigeonhole-classifier")
     assert fn["Runtime"] == "python3.12"

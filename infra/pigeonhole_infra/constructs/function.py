@@ -19,7 +19,7 @@ from constructs import Construct
 
 from pigeonhole import constants as c
 from pigeonhole import metrics_catalog as mc
-from pigeonhole_infra.config import ENV_POWERTOOLS_LOG_LEVEL, FUNCTIONS_DIR, InfraConfig
+from pigeonhole_infra.config import ENV_POWERTOOLS_LOG_LEVEL, ENV_POWERTOOLS_TRACE_DISABLED, FUNCTIONS_DIR, InfraConfig
 from pigeonhole_infra.constructs.layers import lambda_architecture, lambda_runtime
 
 # The Lambda code asset is the `pigeonhole` package only: training and local tooling never ship.
@@ -107,12 +107,14 @@ class PigeonholeFunction(Construct):
             timeout=cdk.Duration.seconds(timeout_s),
             role=self.role,
             log_group=self.log_group,
-            # Adds xray:PutTraceSegments/PutTelemetryRecords on Resource '*' to the role: X-Ray offers no
+            # Active adds xray:PutTraceSegments/PutTelemetryRecords on Resource '*' to the role: X-Ray offers no
             # resource-level permissions for them (acknowledged in nag.py). Metrics need no IAM: they are EMF logs.
-            tracing=lambda_.Tracing.ACTIVE,
+            # Off: no tracing and no permission, and the handlers never import the X-Ray SDK (entry/tracing.py).
+            tracing=lambda_.Tracing.ACTIVE if config.tracing else lambda_.Tracing.DISABLED,
             environment={
                 **powertools_environment(service, config.log_level),
                 **capture_environment(config),
+                **({} if config.tracing else {ENV_POWERTOOLS_TRACE_DISABLED: "true"}),
                 **environment,
             },
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
