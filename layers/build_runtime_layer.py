@@ -4,9 +4,12 @@ Why this exists: Docker is not available everywhere we build, and `aws-lambda-py
 pip can resolve wheels for Lambda's platform from any host when it is told the target platform,
 Python version and implementation, and refuses source builds (`--only-binary=:all:`).
 
-Why it trims: onnxruntime ships its transformer optimizers, quantization and tooling, numpy ships
-its test-suite, f2py and type stubs; none of it is imported at inference time and all of it counts
-against Lambda's 250 MB unzipped limit (function + layers). It also drops the AWS SDK (botocore and
+Why it trims: onnxruntime ships its transformer optimizers, quantization and tooling (and the
+protobuf/flatbuffers only they import) and a copy of its C library for other packages to link, numpy
+ships its test-suite, test-only extensions, headers, f2py and type stubs; none of it is imported at
+inference time and all of it counts against Lambda's 250 MB unzipped limit (function + layers). Each
+removal is listed with its reason in TRIM_GLOBS, and the build fails if a shared object left in the
+layer links against one it removed (`_check_links`). It also drops the AWS SDK (botocore and
 its own dependencies) that aws-xray-sdk pulls in: Lambda's Python runtime provides a matching
 boto3 + botocore pair, and a second botocore in /opt/python would shadow the runtime's and
 mismatch its boto3.
