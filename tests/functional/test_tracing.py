@@ -16,7 +16,12 @@ import pytest
 from pigeonhole.entry.tracing import tracing_enabled
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
-HANDLERS = ("pigeonhole.classify.handler", "pigeonhole.drift.handler", "pigeonhole.feedback.handler")
+HANDLERS = (
+    "pigeonhole.classify.handler",
+    "pigeonhole.drift.handler",
+    "pigeonhole.feedback.handler",
+    "pigeonhole.hook.handler",
+)
 
 
 @pytest.mark.parametrize(

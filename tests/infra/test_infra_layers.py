@@ -228,6 +228,7 @@ from datetime import UTC, datetime
 import pigeonhole.classify.handler as classify
 import pigeonhole.drift.handler as drift
 import pigeonhole.feedback.handler as feedback
+import pigeonhole.hook.handler  # the golden pre-traffic hook: imported only
 import numpy, onnxruntime, aws_lambda_powertools, pydantic
 layer, sdk = sys.argv[1], sys.argv[2]
 for module in (numpy, onnxruntime, aws_lambda_powertools, pydantic):
