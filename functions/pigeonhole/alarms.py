@@ -33,6 +33,7 @@ from pigeonhole.naming import ResourceNames
 NS_SQS: Final = "AWS/SQS"
 NS_LAMBDA: Final = "AWS/Lambda"
 NS_EVENTS: Final = "AWS/Events"
+NS_DYNAMODB: Final = "AWS/DynamoDB"
 
 
 class Severity(StrEnum):
@@ -85,6 +86,9 @@ class Binding(StrEnum):
     INPUT_RULE = "input_rule"
     LABEL_RULE = "label_rule"
     DRIFT_SCHEDULE = "drift_schedule"  # on the default bus
+    WINDOWS_TABLE = "windows_table"  # DynamoDB TableName
+    PREDICTIONS_TABLE = "predictions_table"
+    FEEDBACK_TABLE = "feedback_table"
 
 
 DimensionValue = str | Binding
@@ -237,6 +241,10 @@ def rule_metric(name: str, rule: Binding, bus: Binding | None, statistic: str, p
     if bus is not None:
         dims = (("EventBusName", bus), *dims)
     return MetricQuery(NS_EVENTS, name, dims, statistic, period_s)
+
+
+def dynamodb_table(name: str, table: Binding, statistic: str, period_s: int) -> MetricQuery:
+    return MetricQuery(NS_DYNAMODB, name, (("TableName", table),), statistic, period_s)
 
 
 # -- SLO parameters -------------------------------------------------------------------------------
@@ -404,6 +412,64 @@ def _rule_failures(suffix: str, rule: Binding, bus: Binding | None, severity: Se
         metric=rule_metric("FailedInvocations", rule, bus, "Sum", FIVE_MINUTES),
         local_reason=EVENTS_LOCAL_REASON,
     )
+
+
+DYNAMODB_LOCAL_REASON: Final = "not evaluated locally: the emulator publishes no AWS/DynamoDB metrics"
+
+
+def _table_pressure(suffix: str, metric: MetricQuery, threshold: float, what: str) -> AlarmDef:
+    """Sustained (2 of 3 five-minute periods): the writers retry a short burst with back-off on their own;
+    DynamoDB sends these metrics only when they are not zero, so no data is not breaching."""
+    return AlarmDef(
+        suffix=suffix,
+        description=what,
+        severity=Severity.TICKET,
+        threshold=threshold,
+        comparison=Comparison.GT,
+        evaluation_periods=3,
+        datapoints_to_alarm=2,
+        treat_missing_data=MissingData.NOT_BREACHING,
+        metric=metric,
+        local_reason=DYNAMODB_LOCAL_REASON,
+    )
+
+
+# Windows that scale (docs/monitoring.md "Window accounting"): the classifier writes one plain item per
+# batch and window over `window_shards` partitions, so throttling means a partition or the table is at
+# its limit (raise window_shards) and conflicts can only come from the feedback function's label
+# transactions on a window's label item.
+TABLE_ALARMS: Final[tuple[AlarmDef, ...]] = (
+    _table_pressure(
+        "windows-write-throttles",
+        dynamodb_table("WriteThrottleEvents", Binding.WINDOWS_TABLE, "Sum", FIVE_MINUTES),
+        0,
+        "Window batch items or label counters are throttled: records retry and may reach the DLQ",
+    ),
+    _table_pressure(
+        "windows-read-throttles",
+        dynamodb_table("ReadThrottleEvents", Binding.WINDOWS_TABLE, "Sum", FIVE_MINUTES),
+        0,
+        "The drift function's window reads are throttled: reports are late",
+    ),
+    _table_pressure(
+        "predictions-write-throttles",
+        dynamodb_table("WriteThrottleEvents", Binding.PREDICTIONS_TABLE, "Sum", FIVE_MINUTES),
+        0,
+        "Prediction captures are throttled: classifier records retry",
+    ),
+    _table_pressure(
+        "feedback-write-throttles",
+        dynamodb_table("WriteThrottleEvents", Binding.FEEDBACK_TABLE, "Sum", FIVE_MINUTES),
+        0,
+        "Label markers are throttled: labels retry and may reach the feedback DLQ",
+    ),
+    _table_pressure(
+        "windows-transaction-conflicts",
+        dynamodb_table("TransactionConflict", Binding.WINDOWS_TABLE, "Sum", FIVE_MINUTES),
+        10,
+        "Label transactions collide on a window's label item (> 10 per 5 min): raise window_shards",
+    ),
+)
 
 
 SILENCE_ALARMS: Final[tuple[AlarmDef, ...]] = (
@@ -742,6 +808,7 @@ ALARMS: Final[tuple[AlarmDef, ...]] = (
     ),
     *SILENCE_ALARMS,
     *CANARY_ALARMS,
+    *TABLE_ALARMS,
 )
 
 COMPOSITES: Final[tuple[CompositeAlarmDef, ...]] = (

@@ -111,6 +111,9 @@ class InfraConfig:
     golden_hook_timeout_s: int = 120
     # Drift and feedback functions.
     window_seconds: int = 300
+    # Partitions a window's batch items spread over (the shard is in the partition key); every function
+    # gets the same value. Raise it only (a drift run reads shards 0..n-1): docs/monitoring.md.
+    window_shards: int = 1
     drift_memory_mb: int = 512
     drift_timeout_s: int = 60
     feedback_memory_mb: int = 512
@@ -293,6 +296,7 @@ class InfraConfig:
         need(0.0 <= self.min_golden_accuracy <= 1.0, "min_golden_accuracy: within [0, 1]")
         need(30 <= self.golden_hook_timeout_s <= 900, "golden_hook_timeout_s: 30..900")
         need(self.window_seconds >= 60 and self.window_seconds % 60 == 0, "window_seconds: whole minutes, >= 60")
+        need(1 <= self.window_shards <= 100, "window_shards: 1..100")
         need(128 <= self.drift_memory_mb <= 10_240, "drift_memory_mb: 128..10240")
         need(1 <= self.drift_timeout_s <= 900, "drift_timeout_s: 1..900")
         need(128 <= self.feedback_memory_mb <= 10_240, "feedback_memory_mb: 128..10240")

@@ -24,6 +24,7 @@ from moto import mock_aws
 from pigeonhole import metrics_catalog as mc
 from pigeonhole.classify.contract import InputEvent, Reason
 from pigeonhole.classify.routing import Classification, window_start
+from pigeonhole.drift import layout as keys
 from pigeonhole.model.features import NORMALIZATION
 from pigeonhole.model.manifest import (
     DataFingerprint,
@@ -197,8 +198,9 @@ class CrashError(Exception):
 
 
 class FaultyClient:
-    """Wraps a DynamoDB client to crash before or after chosen TransactWriteItems calls, or to answer
-    with a chosen error; everything else passes through."""
+    """Wraps a DynamoDB client to crash before or after chosen TransactWriteItems calls or plain writes
+    (PutItem, BatchWriteItem; counted separately), or to answer with a chosen error; everything else
+    passes through."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -207,6 +209,11 @@ class FaultyClient:
         self.crash_after: set[int] = set()
         self.errors: dict[int, ClientError] = {}
         self.transactions: list[list[dict[str, Any]]] = []
+        self.write_calls = 0
+        self.write_crash_before: set[int] = set()
+        self.write_crash_after: set[int] = set()
+        self.write_errors: dict[int, ClientError] = {}
+        self.writes: list[tuple[str, dict[str, Any]]] = []
 
     def transact_write_items(self, **kwargs: Any) -> Any:
         self.calls += 1
@@ -219,6 +226,26 @@ class FaultyClient:
         self.transactions.append(kwargs["TransactItems"])
         if n in self.crash_after:
             raise CrashError(f"crash after transaction {n}")
+        return out
+
+    # Plain writes (the classifier's batch items, late pointers and captures) have their own call count.
+    def put_item(self, **kwargs: Any) -> Any:
+        return self._write("put_item", kwargs)
+
+    def batch_write_item(self, **kwargs: Any) -> Any:
+        return self._write("batch_write_item", kwargs)
+
+    def _write(self, op: str, kwargs: dict[str, Any]) -> Any:
+        self.write_calls += 1
+        n = self.write_calls
+        if n in self.write_crash_before:
+            raise CrashError(f"crash before write {n}")
+        if n in self.write_errors:
+            raise self.write_errors[n]
+        out = getattr(self.inner, op)(**kwargs)
+        self.writes.append((op, kwargs))
+        if n in self.write_crash_after:
+            raise CrashError(f"crash after write {n}")
         return out
 
     def __getattr__(self, name: str) -> Any:
@@ -271,26 +298,15 @@ def assert_in_catalog(points: list[dict[str, Any]]) -> None:
         assert p["unit"] == definition.unit
 
 
-def get_window(client: Any, start: str, version: str = VERSION) -> dict[str, Any]:
-    """A window's counters, all shards merged, as plain numbers."""
-    from boto3.dynamodb.types import TypeDeserializer
+def get_window(client: Any, start: str, version: str = VERSION, shards: int = 4) -> dict[str, Any]:
+    """A window's counters as they stand (batch items merged, each unit once, plus window items), as
+    plain numbers. Reads ``shards`` batch partitions (a recorder with fewer uses a subset of them)."""
+    from pigeonhole.adapters.dynamodb import DynamoDBAdapter
+    from pigeonhole.drift.compaction import read_window
 
-    d = TypeDeserializer()
-    items = client.query(
-        TableName=WINDOWS,
-        KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
-        ExpressionAttributeValues={":p": {"S": f"W#{version}"}, ":s": {"S": start}},
-        ConsistentRead=True,
-    )["Items"]
-    merged: dict[str, Any] = {}
-    for raw in items:
-        for k, v in raw.items():
-            value = d.deserialize(v)
-            if k in ("pk", "sk", "model_version", "window_start", "expires_at"):
-                merged.setdefault(k, value)
-            else:
-                merged[k] = merged.get(k, 0) + float(value)
-    return merged
+    layout = keys.counter_layout(manifest(version=version))
+    counters = read_window(DynamoDBAdapter(client), WINDOWS, version, start, layout, shards=shards)
+    return {"model_version": version, "window_start": start, **counters.to_item_updates()}
 
 
 def scan(client: Any, table: str) -> list[dict[str, Any]]:

@@ -340,7 +340,7 @@ def test_labels_of_predictions_not_sampled_for_capture(capsys: pytest.CaptureFix
         )
         recorder.observe([(f"m-{e.event.id}", e) for e in predictions()], [], runtime())
         capsys.readouterr()
-        outcomes = service(client).process([label("f1", "e0", "card_arrival")])
+        outcomes = service(client, capture_rate=0.0).process([label("f1", "e0", "card_arrival")])
         assert outcomes["f1"].status == "not_captured"
         assert get_unmatched(client)["not_captured"] == 1
         assert get_window(client, W0700).get("nl", 0) == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from pigeonhole.capture import CapturePolicy, sampled
 from pigeonhole.classify import handler as handler_module
 from pigeonhole.classify.routing import Classification
 from pigeonhole.config import Settings
+from pigeonhole.drift import batches
 from pigeonhole.drift import layout as keys
 from pigeonhole.drift.counters import CounterLayout, WindowCounters
 from pigeonhole.drift.recorder import WindowRecorder
@@ -39,7 +41,6 @@ from .monitoring_support import (
     CrashError,
     FaultyClient,
     at,
-    cancelled,
     classification,
     create_tables,
     get_window,
@@ -66,7 +67,7 @@ def ddb() -> Iterator[Any]:
 def recorder(client: Any, **kwargs: Any) -> WindowRecorder:
     store_kwargs = {k: kwargs.pop(k) for k in ("markers_per_transaction", "sleep", "max_attempts") if k in kwargs}
     store = DynamoDBAdapter(client, rng=random.Random(0), **store_kwargs)
-    return WindowRecorder(store, WINDOWS, PREDICTIONS, clock=lambda: NOW, rng=random.Random(1), **kwargs)
+    return WindowRecorder(store, WINDOWS, PREDICTIONS, clock=lambda: NOW, **kwargs)
 
 
 def make_events(n: int, seed: int = 0, prefix: str = "evt", when: str = "2026-11-29T07:01:00Z") -> list[Classification]:
@@ -122,16 +123,18 @@ def test_a_batch_writes_one_item_per_window_with_mergeable_counters(ddb: Any) ->
     rec = recorder(faulty)
     failures = rec.observe(batch(current + late), [("m-bad", quarantine_reason())], runtime())
     assert failures == {}
-    assert len(faulty.transactions) == 1
-    updates = [i["Update"] for i in faulty.transactions[0] if "Update" in i]
-    assert sorted(u["Key"]["sk"]["S"] for u in updates) == ["2026-11-29T06:50:00Z", W0700]  # one write per window
+    assert faulty.transactions == []  # no transaction, no condition: nothing to conflict
+    puts = [kw["Item"] for op, kw in faulty.writes if op == "put_item" and kw["TableName"] == WINDOWS]
+    batch_items = [i for i in puts if not i["pk"]["S"].endswith("#late")]
+    assert {i["pk"]["S"] for i in batch_items} == {f"E#{VERSION}#000"}  # the shard in the partition key
+    assert sorted(i["sk"]["S"].split("#")[0] for i in batch_items) == ["2026-11-29T06:50:00Z", W0700]  # one per window
+    # The 06:50 window had ended when the batch was counted: a late pointer tells the drift function.
+    assert [i["sk"]["S"].split("#")[0] for i in puts if i["pk"]["S"].endswith("#late")] == ["2026-11-29T06:50:00Z"]
+    assert all(int(i["expires_at"]["N"]) == keys.expires_at(NOW, 14) for i in batch_items)  # = capture TTL
     # Quarantined events count in the window of their arrival (NOW), not classified ones.
     assert_window(ddb, W0700, expected(current, quarantined=1))
     assert_window(ddb, "2026-11-29T06:50:00Z", expected(late))
     item = get_window(ddb, W0700)
-    assert item["pk"] == f"W#{VERSION}"
-    assert item["model_version"] == VERSION
-    assert item["expires_at"] == keys.expires_at(at(W0700), 90)
     # Histograms use the baseline's bin edges: 2 features in the baseline -> only those are counted.
     assert any(k.startswith("f_length_chars_") for k in item)
     assert any(k.startswith("f_oov_share_") for k in item)
@@ -142,8 +145,16 @@ def test_counters_read_back_into_window_counters(ddb: Any) -> None:
     events = make_events(12, seed=3)
     recorder(ddb).observe(batch(events), [], runtime())
     layout = keys.counter_layout(manifest())
-    raw = ddb.get_item(TableName=WINDOWS, Key={"pk": {"S": f"W#{VERSION}"}, "sk": {"S": W0700}})["Item"]
-    counters = WindowCounters.from_item(raw, layout)
+    (raw,) = ddb.query(
+        TableName=WINDOWS,
+        KeyConditionExpression="pk = :p AND begins_with(sk, :w)",
+        ExpressionAttributeValues={":p": {"S": f"E#{VERSION}#000"}, ":w": {"S": W0700}},
+    )["Items"]
+    records = batches.decode(raw["r"]["B"], int(raw["nf"]["N"]))
+    assert len(records) == 12
+    counters = batches.counters_from_records(
+        layout, batches.merged_records([{"pk": "p", "sk": "s", "r": raw["r"]["B"], "nf": 2}])
+    )
     assert counters.events == 12
     assert counters.class_counts.tolist() == np.bincount([e.label_index for e in events], minlength=3).tolist()
     assert counters.confidence_sum == pytest.approx(sum(e.confidence for e in events))
@@ -173,47 +184,30 @@ def test_redelivered_batch_is_not_counted_again(ddb: Any) -> None:
     assert_window(ddb, W0700, expected(events))
 
 
-def test_overlapping_batches_count_only_new_events_after_a_partial_cancellation(ddb: Any) -> None:
+def test_overlapping_batches_count_each_event_once_when_merged(ddb: Any) -> None:
+    """A redelivery in a different composition (SQS retried some records with new ones) writes a second
+    item; the merge counts the events both items hold once."""
     events = make_events(10)
-    faulty = FaultyClient(ddb)
-    rec = recorder(faulty)
-    rec.observe(batch(events[:6]), [], runtime())
-    assert rec.observe(batch(events[3:], "x"), [], runtime()) == {}
-    # The second batch: cancelled (3 markers exist), re-aggregated and retried with the 4 new events.
-    assert faulty.calls == 3
-    assert len(faulty.transactions[-1]) == 4 + 1
-    assert_window(ddb, W0700, expected(events))
-
-
-def test_cancellation_reasons_that_name_one_duplicate_at_a_time_still_converge(ddb: Any) -> None:
-    """DynamoDB may stop at the first failed condition; the loop then drops one duplicate per attempt."""
-    from botocore.exceptions import ClientError
-
-    class FirstReasonOnly(FaultyClient):
-        def transact_write_items(self, **kwargs: Any) -> Any:
-            try:
-                return super().transact_write_items(**kwargs)
-            except ClientError as exc:
-                reasons = exc.response.get("CancellationReasons", [])
-                first = next(i for i, r in enumerate(reasons) if r["Code"] == "ConditionalCheckFailed")
-                exc.response["CancellationReasons"] = [
-                    r if i == first else {"Code": "None"} for i, r in enumerate(reasons)
-                ]
-                raise
-
-    events = make_events(6)
     rec = recorder(ddb)
-    rec.observe(batch(events[:3]), [], runtime())
-    faulty = FirstReasonOnly(ddb)
-    assert recorder(faulty).observe(batch(events, "again"), [], runtime()) == {}
-    assert faulty.calls == 4  # three cancellations, one duplicate dropped each time, then the commit
+    assert rec.observe(batch(events[:6]), [], runtime()) == {}
+    assert rec.observe(batch(events[3:], "x"), [], runtime()) == {}
+    assert len([i for i in scan(ddb, WINDOWS) if i["pk"].startswith("E#")]) == 2
     assert_window(ddb, W0700, expected(events))
 
 
-def test_crash_after_the_transaction_before_returning(ddb: Any) -> None:
+def test_a_redelivery_of_the_same_batch_overwrites_its_item(ddb: Any) -> None:
+    events = make_events(5)
+    rec = recorder(ddb)
+    for tag in ("m", "again", "third"):  # new message ids (EventBridge duplicates), the same event ids
+        assert rec.observe(batch(events, tag), [], runtime()) == {}
+    assert len([i for i in scan(ddb, WINDOWS) if i["pk"].startswith("E#")]) == 1
+    assert_window(ddb, W0700, expected(events))
+
+
+def test_crash_after_the_write_before_returning(ddb: Any) -> None:
     events = make_events(7)
     faulty = FaultyClient(ddb)
-    faulty.crash_after = {1}
+    faulty.write_crash_after = {1}
     rec = recorder(faulty)
     with pytest.raises(CrashError):
         rec.observe(batch(events), [], runtime())
@@ -221,51 +215,61 @@ def test_crash_after_the_transaction_before_returning(ddb: Any) -> None:
     assert_window(ddb, W0700, expected(events))
 
 
-def test_crash_before_the_transaction(ddb: Any) -> None:
+def test_crash_before_the_write(ddb: Any) -> None:
     events = make_events(7)
     faulty = FaultyClient(ddb)
-    faulty.crash_before = {1}
+    faulty.write_crash_before = {1}
     rec = recorder(faulty)
     with pytest.raises(CrashError):
         rec.observe(batch(events), [], runtime())
-    assert get_window(ddb, W0700) == {}
+    assert get_window(ddb, W0700).get("n", 0) == 0
     assert rec.observe(batch(events), [], runtime()) == {}
     assert_window(ddb, W0700, expected(events))
 
 
 @pytest.mark.parametrize("crash_after", [1, 2])
-def test_crash_between_chunks_of_a_large_batch(ddb: Any, crash_after: int) -> None:
-    events = make_events(10)
+def test_crash_between_the_windows_of_a_batch(ddb: Any, crash_after: int) -> None:
+    """A batch spanning two windows writes two items (and a late pointer): a crash between them leaves one
+    window counted; the redelivery, whole or in another composition, completes it without double counts."""
+    early = make_events(4, seed=4, prefix="early", when="2026-11-29T06:58:00Z")
+    current = make_events(6, seed=5)
     faulty = FaultyClient(ddb)
-    faulty.crash_after = {crash_after}
-    rec = recorder(faulty, markers_per_transaction=4)  # 3 transactions: 4 + 4 + 2 events
+    faulty.write_crash_after = {crash_after}
+    rec = recorder(faulty)
     with pytest.raises(CrashError):
-        rec.observe(batch(events), [], runtime())
-    assert get_window(ddb, W0700)["n"] == 4 * crash_after  # whole chunks only: each chunk is atomic
-    assert rec.observe(batch(events), [], runtime()) == {}
-    assert_window(ddb, W0700, expected(events))
+        rec.observe(batch(early + current), [], runtime())
+    assert get_window(ddb, "2026-11-29T06:55:00Z")["n"] == 4  # sorted windows: 06:55 first
+    retry = recorder(ddb)
+    assert retry.observe(batch(early[1:] + current[2:], "r"), [], runtime()) == {}  # another composition
+    assert retry.observe(batch(early[:1] + current[:2], "s"), [], runtime()) == {}
+    assert_window(ddb, "2026-11-29T06:55:00Z", expected(early))
+    assert_window(ddb, W0700, expected(current))
 
 
-def test_a_failed_transaction_fails_its_records_for_sqs_to_retry(ddb: Any) -> None:
+def test_a_failed_write_fails_its_records_for_sqs_to_retry(ddb: Any) -> None:
     from botocore.exceptions import ClientError
 
     events = make_events(5)
     faulty = FaultyClient(ddb)
-    faulty.errors = {1: ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "Tx")}
+    faulty.write_errors = {1: ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "PutItem")}
     rec = recorder(faulty)
     records = batch(events) + batch(events[:1], "dup")
     failures = rec.observe(records, [], runtime())
     assert set(failures) == {m for m, _ in records}  # the in-batch duplicate shares its original's fate
     assert "AccessDeniedException" in next(iter(failures.values()))
-    assert get_window(ddb, W0700) == {}
+    assert get_window(ddb, W0700).get("n", 0) == 0
+    assert scan(ddb, PREDICTIONS) == []  # no capture for an event whose window was not written
     assert rec.observe(records, [], runtime()) == {}
     assert_window(ddb, W0700, expected(events))
 
 
-def test_transaction_conflicts_are_retried_with_backoff(ddb: Any) -> None:
+def test_throttled_writes_are_retried_with_backoff(ddb: Any) -> None:
+    from botocore.exceptions import ClientError
+
     events = make_events(3)
     faulty = FaultyClient(ddb)
-    faulty.errors = {1: cancelled("None", "None", "None", "TransactionConflict"), 2: cancelled("TransactionConflict")}
+    throttled = ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}}, "Put")
+    faulty.write_errors = {1: throttled, 2: throttled}
     sleeps: list[float] = []
     rec = recorder(faulty, sleep=sleeps.append)
     assert rec.observe(batch(events), [], runtime()) == {}
@@ -273,16 +277,19 @@ def test_transaction_conflicts_are_retried_with_backoff(ddb: Any) -> None:
     assert_window(ddb, W0700, expected(events))
 
 
-def test_persistent_conflicts_fail_the_records(ddb: Any) -> None:
+def test_persistent_throttling_fails_the_records(ddb: Any) -> None:
+    from botocore.exceptions import ClientError
+
     events = make_events(3)
     faulty = FaultyClient(ddb)
-    faulty.errors = {i: cancelled("TransactionConflict") for i in range(1, 10)}
+    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "PutItem")
+    faulty.write_errors = dict.fromkeys(range(1, 10), throttled)
     rec = recorder(faulty, sleep=lambda _: None, max_attempts=3)
     failures = rec.observe(batch(events), [], runtime())
     assert len(failures) == 3
-    assert "TransactionConflict" in next(iter(failures.values()))
-    assert faulty.calls == 3
-    assert get_window(ddb, W0700) == {}
+    assert "ThrottlingException" in next(iter(failures.values()))
+    assert faulty.write_calls == 3
+    assert get_window(ddb, W0700).get("n", 0) == 0
 
 
 def test_quarantined_events_are_counted_exactly_once(ddb: Any) -> None:
@@ -296,8 +303,7 @@ def test_quarantined_events_are_counted_exactly_once(ddb: Any) -> None:
     item = get_window(ddb, W0700)
     assert item["q"] == 2
     assert item.get("n", 0) == 0
-    markers = {i["pk"] for i in scan(ddb, PREDICTIONS)}
-    assert markers == {f"Q#{VERSION}#E#bad-1", f"Q#{VERSION}#M#m4"}
+    assert scan(ddb, PREDICTIONS) == []  # counted in the batch items; nothing is captured
 
 
 def test_sharded_windows_merge_to_the_same_counts(ddb: Any) -> None:
@@ -305,9 +311,9 @@ def test_sharded_windows_merge_to_the_same_counts(ddb: Any) -> None:
     rec = recorder(ddb, shards=4)
     for start in range(0, 30, 5):
         assert rec.observe(batch(events[start : start + 5]), [], runtime()) == {}
-    sks = {i["sk"] for i in scan(ddb, WINDOWS)}
-    assert len(sks) > 1
-    assert all(keys.window_start_of(sk) == W0700 for sk in sks)
+    partitions = {i["pk"] for i in scan(ddb, WINDOWS)}
+    assert len(partitions) > 1  # six batches over four shards: the shard is in the partition key
+    assert partitions <= {f"E#{VERSION}#{shard:03d}" for shard in range(4)}
     assert_window(ddb, W0700, expected(events))
 
 
@@ -355,10 +361,10 @@ def test_concurrent_writers_with_overlapping_duplicates_count_exactly(
 def test_capture_share_is_deterministic_per_event_id(ddb: Any) -> None:
     events = make_events(200, seed=5)
     rec = recorder(ddb, capture=CapturePolicy(review_rate=0.25, auto_rate=0.25), capture_ttl_days=7)
-    assert rec.observe(batch(events), [], runtime()) == {}  # a simulation-sized batch: 4 transactions of 50
+    assert rec.observe(batch(events), [], runtime()) == {}  # a simulation-sized batch
     markers = {m["pk"]: m for m in scan(ddb, PREDICTIONS)}
-    assert len(markers) == 200  # every event has its dedup marker
     captured = {pk for pk, m in markers.items() if m["captured"]}
+    assert captured == set(markers)  # only captures are written: counting needs no marker
     assert 0.15 < len(captured) / 200 < 0.35
     # The choice is a pure function of the id: a retry (or another container) makes the same one.
     assert captured == {keys.prediction_pk(VERSION, e.event.id) for e in events if sampled(e.event.id, 0.25)}
@@ -371,8 +377,7 @@ def test_capture_share_is_deterministic_per_event_id(ddb: Any) -> None:
     assert some["window"] == W0700
     assert some["event_time"] == "2026-11-29T07:01:00Z"
     assert int(some["expires_at"]) == keys.expires_at(NOW, 7)
-    not_captured = markers[next(pk for pk in markers if pk not in captured)]
-    assert "label" not in not_captured
+    assert_window(ddb, W0700, expected(events))  # every event counted, captured or not
 
 
 def test_full_capture_by_default(ddb: Any) -> None:
@@ -459,18 +464,19 @@ def test_the_classifier_counts_its_batches_through_the_handler(stack: Stack, tmp
         bodies.append(json.dumps({"id": "evt-bad", "time": "2026-11-29T07:01:00Z"}))  # quarantined
         stack.send(bodies)
         event = stack.receive_event()
+        began = time.time()
         assert handler_module.handler(event, context)["batchItemFailures"] == []
         assert handler_module.handler(event, context)["batchItemFailures"] == []  # redelivery
     finally:
         handler_module.reset_for_tests(None)
     assert get_window(client, W0700)["n"] == 2
-    quarantined = [i for i in scan(client, WINDOWS) if int(i.get("q", 0))]
-    assert sum(int(i["q"]) for i in quarantined) == 1  # in the window of its arrival
+    arrivals = {keys.window_of(t, 300) for t in (began, time.time())}  # two only if a window boundary passed
+    assert sum(get_window(client, w).get("q", 0) for w in arrivals) == 1  # in its arrival window, once
     captures = {i["event_id"]: i for i in scan(client, PREDICTIONS) if i["pk"].startswith("P#")}
     assert set(captures) == {"evt-0", "evt-1"}
     assert captures["evt-0"]["label"] == "card_arrival"
     assert captures["evt-1"]["label"] == "exchange_rate"
-    assert {i["pk"] for i in scan(client, PREDICTIONS) if i["pk"].startswith("Q#")} == {f"Q#{VERSION}#E#evt-bad"}
+    assert not [i for i in scan(client, PREDICTIONS) if i["pk"].startswith("Q#")]  # no marker: batch items count
 
 
 def test_no_windows_table_no_recorder(stack: Stack, tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ ALTERNATE_CONFIG: dict[str, Any] = {
     "canary_percent": 20,
     "canary_minutes": 7,
     "window_seconds": 600,
+    "window_shards": 4,
     "oncall_https_url": "https://pager.example.com/hook",
     "capture_review_rate": 0.8,
     "capture_auto_rate": 0.05,

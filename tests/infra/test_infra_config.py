@@ -53,6 +53,8 @@ def test_context_sources_and_cli_string_coercion(tmp_path: Path) -> None:
         ("max_concurrency", 1),
         ("provisioned_min", 5),  # above provisioned_max (10 is fine, so pair it below)
         ("window_seconds", 90),
+        ("window_shards", 0),
+        ("window_shards", 101),
         ("oncall_email", "not-an-address"),
         ("oncall_https_url", "http://insecure.example.com"),
         ("prefix", "Upper_Case"),

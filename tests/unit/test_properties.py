@@ -210,11 +210,29 @@ class FakeEvents:
 
 
 class FakeDynamo:
-    """TransactWriteItems as the recorder uses it: markers are put once (a dict stands in for the table)."""
+    """The writes the recorder makes (batch items and pointers by PutItem, captures by BatchWriteItem), and
+    TransactWriteItems for markers; a dict of keys stands in for the tables."""
 
     def __init__(self, faults: Faults) -> None:
         self.faults = faults
         self.markers: set[str] = set()
+        self.items: set[tuple[str, str]] = set()
+
+    def put_item(self, TableName: str, Item: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
+        json.dumps(Item, default=str).encode("utf-8")
+        if self.faults.fail():
+            raise Faults.error("PutItem")
+        self.items.add((Item["pk"]["S"], Item.get("sk", {}).get("S", "")))
+        return {}
+
+    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:  # noqa: N803
+        json.dumps(RequestItems, default=str).encode("utf-8")
+        if self.faults.fail():
+            raise Faults.error("BatchWriteItem")
+        for requests in RequestItems.values():
+            for r in requests:
+                self.markers.add(r["PutRequest"]["Item"]["pk"]["S"])
+        return {"UnprocessedItems": {}}
 
     def transact_write_items(self, TransactItems: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
         json.dumps(TransactItems, default=str).encode("utf-8")  # botocore's wire encoding
@@ -434,7 +452,7 @@ def test_service_every_record_ends_in_exactly_one_place(
     batch: list[str], fault_rate: float, seed: int, observe: bool
 ) -> None:
     faults = Faults(random.Random(seed), fault_rate)
-    service, sqs, events, _ddb = _service(faults, observe)
+    service, sqs, events, ddb = _service(faults, observe)
     records = [_record(i, body, NOW) for i, body in enumerate(batch)]
     LOG.seek(0)
     LOG.truncate()
@@ -462,6 +480,8 @@ def test_service_every_record_ends_in_exactly_one_place(
     for route, delivered in (("auto", bus), ("review", review)):
         assert must[route] <= delivered, f"a {route} record without a fault was not delivered"
         assert delivered - must[route] <= may[route], f"a {route} message came from nowhere (or twice)"
+    if observe and faults.injected == 0:
+        assert ddb.items, "every batch writes at least one window batch item"
     for d in sqs.delivered.get("quarantine", []):
         assert len(json.dumps(d, ensure_ascii=False).encode()) <= SQS_MAX_MESSAGE_BYTES
         assert len(d["reason"]["detail"]) < 300

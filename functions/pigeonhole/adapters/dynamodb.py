@@ -1,5 +1,9 @@
 """DynamoDB for monitoring: exactly-once counting transactions, consistent reads, idempotent puts.
 
+The classifier's window accounting uses only the plain puts (:meth:`DynamoDBAdapter.put`,
+:meth:`DynamoDBAdapter.put_all`: one batch item per window, see :mod:`pigeonhole.drift.batches`); the
+feedback function's label counting uses the transactions described next.
+
 The one idea that makes window counting exact under at-least-once delivery lives here
 (:meth:`DynamoDBAdapter.commit_once`): each counted unit (an event, a label) owns a *marker* item
 that may be created only once (``attribute_not_exists``), and the marker puts travel in the same
@@ -15,19 +19,20 @@ arithmetic).
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
+
+from pigeonhole.adapters.dynamodb_values import deserialize_item, serialize, serialize_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+__all__ = ["deserialize_item", "serialize", "serialize_item"]  # re-exported: callers import them from here
 
 MAX_TRANSACT_ITEMS = 100  # TransactWriteItems limit
 MAX_BATCH_GET_KEYS = 100  # BatchGetItem limit
@@ -47,40 +52,10 @@ RETRYABLE_ERRORS = frozenset(
         "ServiceUnavailable",
     }
 )
-_TINY = Decimal("1e-120")  # DynamoDB numbers stop at 1E-130; a sum this small is 0 for monitoring
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
-def _plain(value: Any) -> Any:
-    """Python value → what TypeSerializer accepts (floats to Decimal, recursively)."""
-    if isinstance(value, bool) or value is None or isinstance(value, str | int | Decimal | bytes):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError("DynamoDB cannot store NaN or infinity")
-        d = Decimal(repr(value))
-        return Decimal(0) if abs(d) < _TINY else d
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item"):  # numpy scalar
-        return _plain(value.item())
-    raise TypeError(f"cannot store {type(value).__name__} in DynamoDB")
-
-
-def serialize(value: Any) -> dict[str, Any]:
-    return dict(_serializer.serialize(_plain(value)))
-
-
-def serialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: serialize(v) for k, v in item.items()}
-
-
-def deserialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+class IncompleteWriteError(Exception):
+    """A plain write that did not land in time (out of time, items left unprocessed)."""
 
 
 @dataclass(frozen=True)
@@ -303,6 +278,68 @@ class DynamoDBAdapter:
         }
 
     # -- plain reads and writes ----------------------------------------------------------------
+    def put(self, table: str, item: Mapping[str, Any], deadline: float | None = None) -> None:
+        """An unconditional (idempotent) put, retried with back-off on throttling and server errors.
+        Raises on anything else, or when the next pause would end past ``deadline`` (a ``monotonic`` time)."""
+        attempt = 0
+        while True:
+            if deadline is not None and self._monotonic() >= deadline:
+                raise IncompleteWriteError("out of time before PutItem")
+            try:
+                self._client.put_item(TableName=table, Item=serialize_item(item))
+                return
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                attempt += 1
+                if code not in RETRYABLE_ERRORS or attempt >= self._max_attempts:
+                    raise
+                if not self._backoff(attempt, deadline):
+                    raise IncompleteWriteError(f"out of time retrying PutItem: {code}") from exc
+
+    def put_all(self, table: str, items: Sequence[Mapping[str, Any]], deadline: float | None = None) -> None:
+        """Unconditional puts in ``BatchWriteItem`` calls of 25, unprocessed items retried; raises if
+        some are still unprocessed after ``max_attempts`` or past ``deadline``."""
+        for start in range(0, len(items), 25):
+            request: dict[str, Any] = {
+                table: [{"PutRequest": {"Item": serialize_item(i)}} for i in items[start : start + 25]]
+            }
+            attempt = 0
+            while request:
+                if deadline is not None and self._monotonic() >= deadline:
+                    raise IncompleteWriteError("out of time before BatchWriteItem")
+                page = self._client.batch_write_item(RequestItems=request)
+                request = dict(page.get("UnprocessedItems") or {})
+                if request:
+                    attempt += 1
+                    if attempt >= self._max_attempts or not self._backoff(attempt, deadline):
+                        raise IncompleteWriteError(f"BatchWriteItem left items unprocessed after {attempt} attempts")
+
+    def put_if_larger(
+        self, table: str, item: Mapping[str, Any], order: Sequence[str], key_attribute: str = "sk"
+    ) -> bool:
+        """Put (replacing) unless an item exists whose ``order`` attributes, compared as a tuple, are >= the
+        new ones: concurrent writers of a monotonic summary converge on the largest and never roll back."""
+        names = {"#k": key_attribute, **{f"#o{i}": a for i, a in enumerate(order)}}
+        values = {f":o{i}": serialize(item[a]) for i, a in enumerate(order)}
+        clauses = []
+        for i in range(len(order)):
+            equal = [f"#o{j} = :o{j}" for j in range(i)]
+            clauses.append("(" + " AND ".join([*equal, f"#o{i} < :o{i}"]) + ")")
+        condition = "attribute_not_exists(#k) OR " + " OR ".join(clauses)
+        try:
+            self._client.put_item(
+                TableName=table,
+                Item=serialize_item(item),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def update(self, update: CounterUpdate) -> None:
         """A single non-transactional update (counters that need no exactly-once guarantee)."""
         if update.empty:

@@ -110,14 +110,19 @@ def _check_edges(what: str, edges: Iterable[float]) -> None:
         raise ValueError(f"{what} edges must be finite and strictly increasing")
 
 
-def bin_counts(values: ArrayLike, edges: Iterable[float]) -> NDArray[np.int64]:
-    """Counts per bin ``[e_i, e_{i+1})``; values outside the outer edges land in the outer bins."""
-    e = np.asarray(tuple(edges), dtype=np.float64)
+def bin_index(values: ArrayLike, edges: Iterable[float]) -> NDArray[np.int64]:
+    """The bin ``[e_i, e_{i+1})`` of each value; values outside the outer edges land in the outer bins."""
+    e = np.asarray(tuple(edges) if not isinstance(edges, np.ndarray) else edges, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64).ravel()
     if not np.all(np.isfinite(v)):
         raise ValueError("cannot bin non-finite values (NaN / inf); quarantine such input upstream")
-    idx = np.clip(np.searchsorted(e, v, side="right") - 1, 0, e.size - 2)
-    return np.bincount(idx, minlength=e.size - 1).astype(np.int64)
+    return np.clip(np.searchsorted(e, v, side="right") - 1, 0, e.size - 2).astype(np.int64)
+
+
+def bin_counts(values: ArrayLike, edges: Iterable[float]) -> NDArray[np.int64]:
+    """Counts per bin ``[e_i, e_{i+1})``; values outside the outer edges land in the outer bins."""
+    e = np.asarray(tuple(edges), dtype=np.float64)
+    return np.bincount(bin_index(values, e), minlength=e.size - 1).astype(np.int64)
 
 
 def _zeros(n: int) -> NDArray[np.int64]:
@@ -355,9 +360,12 @@ class WindowCounters:
                 put(f"f_{name}_{b}", int(v))
         put("nl", int(self.labelled))
         k = self.layout.n_classes
-        for p in range(k):
-            for t in range(k):
-                put(f"cm_{p}_{t}", int(self.confusion[p, t]))
+        if include_zeros:
+            cells: Iterable[tuple[int, int]] = ((p, t) for p in range(k) for t in range(k))
+        else:  # only the non-zero cells: a batch touches a few of BANKING77's 77 x 77
+            cells = zip(*(a.tolist() for a in np.nonzero(self.confusion)), strict=True)
+        for p, t in cells:
+            put(f"cm_{p}_{t}", int(self.confusion[p, t]))
         for b in range(self.layout.confidence_bins):
             put(f"lconf_{b}", int(self.labelled_confidence_counts[b]))
             put(f"lcorr_{b}", int(self.labelled_correct_counts[b]))

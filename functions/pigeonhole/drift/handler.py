@@ -32,6 +32,7 @@ def drift_config(settings: MonitorSettings) -> DriftConfig:
         lookback_windows=settings.lookback_windows,
         window_ttl_days=settings.window_ttl_days,
         threshold_overrides=settings.threshold_overrides,
+        shards=settings.window_shards,
     )
 
 

@@ -2,30 +2,32 @@
 
 Why exactly once: SQS delivers at least once (redelivery after a partial failure, after a crash, after
 a visibility timeout) and EventBridge may duplicate; a window that counts an event twice lies about
-class mix and confidence. So every event owns a marker item in the predictions table
-(``P#<version>#<event id>``, created only if absent) that travels in one DynamoDB transaction with the
-``ADD`` of its window's counters (see :meth:`DynamoDBAdapter.commit_once`). The marker doubles as the
-prediction capture when the event is sampled. Quarantined events are counted in the window of their
-arrival (their time may be unreadable), exactly once by ``Q#<version>#E#<event id>`` or, without a
-usable id, ``Q#<version>#M#<message id>``. Design and cost: ``docs/monitoring.md``.
+class mix and confidence. Each batch writes, per window it touches, one idempotent batch item
+(:mod:`pigeonhole.drift.batches`) with one record per unit, identified by a digest of its dedup key
+``P#<version>#<event id>``; the drift function merges a closed window's items counting each digest
+once (:mod:`pigeonhole.drift.compaction`). One plain ``PutItem`` per batch and window: ≈ 0.1 write
+units per event at batch 10, no transaction to conflict. Quarantined events are counted in the window
+of their arrival (their time may be unreadable), once by ``Q#<version>#E#<event id>`` or, without a
+usable id, ``Q#<version>#M#<message id>``. Captured predictions (``P#…`` items in the predictions
+table) are plain idempotent puts of the sampled events only. Design and cost: ``docs/monitoring.md``.
 """
 
 from __future__ import annotations
 
-import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 
-from pigeonhole.adapters.dynamodb import CounterUpdate, DynamoDBAdapter, Marker, serialize_item
+from pigeonhole.adapters.dynamodb import CounterUpdate, DynamoDBAdapter, IncompleteWriteError, Marker, serialize_item
 from pigeonhole.capture import CapturePolicy
 from pigeonhole.classify.contract import Reason
 from pigeonhole.classify.routing import Classification
+from pigeonhole.drift import batches
 from pigeonhole.drift import layout as keys
 from pigeonhole.drift.counters import CounterLayout, WindowCounters
 from pigeonhole.model.features import input_features, normalize_text
@@ -52,10 +54,11 @@ class _Unit:
 class WindowRecorder:
     """A :class:`~pigeonhole.classify.service.BatchObserver`: counts each batch into its windows.
 
-    ``store`` wraps the DynamoDB client; the windows table holds counters, the predictions table the
-    markers/captures. ``window_seconds`` must equal the classifier's (the windows are its output's
-    ``window`` ids). ``shards`` > 1 spreads each window over several items to cut transaction
-    conflicts on a hot window item; readers merge them. ``clock`` returns epoch seconds.
+    ``store`` wraps the DynamoDB client; the windows table holds batch items, the predictions table the
+    captures. ``window_seconds`` must equal the classifier's (the windows are its output's ``window``
+    ids). ``shards`` (the stack's ``window_shards``, the same for every function) spreads a window's
+    batch items over that many partitions; the drift function reads them all. ``clock`` returns epoch
+    seconds.
     """
 
     def __init__(
@@ -72,7 +75,6 @@ class WindowRecorder:
         register_model: bool = False,
         logger: Logger | None = None,
         clock: Callable[[], float] = time.time,
-        rng: random.Random | None = None,
     ) -> None:
         if window_seconds < 1 or shards < 1:
             raise ValueError("window_seconds and shards must be >= 1")
@@ -86,7 +88,6 @@ class WindowRecorder:
         self.shards = shards
         self.logger = logger or Logger(service="classifier", child=True)
         self.clock = clock
-        self._rng = rng or random.Random()  # shard choice, not crypto
         self._layouts: dict[str, CounterLayout] = {}
         self.register_model = register_model  # the classifier handler turns it on (M#models, for feedback)
         self._registered: dict[str, float] = {}  # model version → when this container registered it
@@ -118,25 +119,40 @@ class WindowRecorder:
         if not units:
             return {}
         version = manifest.version
-
-        def build(indices: Sequence[int]) -> list[CounterUpdate]:
-            return self._window_updates([units[i] for i in indices], layout, version)
-
-        result = self.store.commit_once([u.marker for u in units], build, deadline=deadline)
         failures: dict[str, str] = {}
-        for i, error in result.failed.items():
-            for message_id in units[i].message_ids:
-                failures[message_id] = error
-        duplicates = sum(len(units[i].message_ids) for i in result.duplicates) + sum(
-            len(u.message_ids) - 1 for u in units
-        )
+        per_window: dict[str, list[_Unit]] = defaultdict(list)
+        for u in units:
+            per_window[u.window].append(u)
+        written = pointers = 0
+        for window, members in sorted(per_window.items()):
+            try:
+                count = self._write_window(layout, version, window, members, now, deadline)
+            except (
+                ClientError,
+                BotoCoreError,
+                IncompleteWriteError,
+            ) as exc:  # the environment: SQS delivers them again
+                error = f"window items not written: {type(exc).__name__}: {exc}"[:500]
+                failures.update((m, error) for u in members for m in u.message_ids)
+                continue
+            written += 1
+            pointers += count
+        captures = [u for u in units if u.marker.item.get("captured") and u.message_ids[0] not in failures]
+        if captures:
+            try:
+                self.store.put_all(self.predictions_table, [u.marker.item for u in captures], deadline=deadline)
+            except (ClientError, BotoCoreError, IncompleteWriteError) as exc:
+                error = f"captures not written: {type(exc).__name__}: {exc}"[:500]
+                failures.update((m, error) for u in captures for m in u.message_ids)
         self.logger.debug(
-            "window counters written",
+            "window batch items written",
             extra={
-                "counted": len(result.committed),
-                "already_counted": duplicates,
+                "units": len(units),
+                "in_batch_duplicates": sum(len(u.message_ids) - 1 for u in units),
+                "windows": written,
+                "late_pointers": pointers,
+                "captures": len(captures),
                 "failed": len(failures),
-                "transactions": result.transactions,
             },
         )
         if failures:
@@ -145,6 +161,29 @@ class WindowRecorder:
                 extra={"failed": len(failures), "error": next(iter(failures.values()))},
             )
         return failures
+
+    def _write_window(
+        self,
+        layout: CounterLayout,
+        version: str,
+        window: str,
+        members: Sequence[_Unit],
+        now: float,
+        deadline: float | None,
+    ) -> int:
+        """The batch's item(s) of one window, then (if the window has ended) its late pointer."""
+        contributions = [
+            batches.Contribution(u.marker.key, u.predicted, u.confidence, u.review, u.features) for u in members
+        ]
+        ttl = keys.expires_at(now, self.capture_ttl_days)  # as long as a redelivery can arrive
+        items = batches.window_items(layout, version, window, contributions, shards=self.shards, expires_at=ttl)
+        for item in items:
+            self.store.put(self.windows_table, item, deadline=deadline)
+        if now < keys.parse_iso(window).timestamp() + self.window_seconds:
+            return 0
+        pointer = batches.late_pointer(version, str(items[0][keys.SK]), int(now), ttl)
+        self.store.put(self.windows_table, pointer, deadline=deadline)
+        return 1
 
     def _register(self, manifest: Manifest, now: float) -> None:
         """Record this model version in ``M#models`` (once per container and day) so feedback can join
@@ -256,33 +295,6 @@ class WindowRecorder:
         else:
             item["captured"] = False
         return item
-
-    # -- aggregation -----------------------------------------------------------------------------
-    def _window_updates(self, units: Sequence[_Unit], layout: CounterLayout, version: str) -> list[CounterUpdate]:
-        """One ADD per window touched by ``units`` (at most one write per window per transaction)."""
-        per_window: dict[str, list[_Unit]] = defaultdict(list)
-        for u in units:
-            per_window[u.window].append(u)
-        updates = []
-        for window, members in sorted(per_window.items()):
-            events = [u for u in members if u.predicted >= 0]
-            counters = WindowCounters.from_batch(
-                layout,
-                predicted=np.array([u.predicted for u in events], dtype=np.int64),
-                confidence=np.array([u.confidence for u in events], dtype=np.float64),
-                features={
-                    name: np.array([(u.features or {})[name] for u in events], dtype=np.float64)
-                    for name in layout.feature_edges
-                },
-                review=np.array([u.review for u in events], dtype=bool),
-                quarantined=len(members) - len(events),
-            )
-            updates.append(self._counter_update(window, counters, version))
-        return updates
-
-    def _counter_update(self, window: str, counters: WindowCounters, version: str) -> CounterUpdate:
-        shard = self._rng.randrange(self.shards) if self.shards > 1 else 0
-        return window_update(self.windows_table, version, window, counters, shard, self.shards, self.window_ttl_days)
 
 
 def window_update(

@@ -28,7 +28,6 @@ Metrics are emitted *before* the report is written: a crash in between re-emits 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +38,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from pigeonhole import metrics_catalog as mc
 from pigeonhole.adapters.dynamodb import DynamoDBAdapter
+from pigeonhole.drift import compaction
 from pigeonhole.drift import layout as keys
 from pigeonhole.drift.counters import CounterLayout, WindowCounters
 from pigeonhole.drift.detectors import MonitorThresholds
@@ -47,7 +47,6 @@ from pigeonhole.exceptions import ConfigurationError
 from pigeonhole.model.manifest import Manifest
 
 HISTOGRAM_STATISTICS = (("psi", mc.DRIFT_PSI), ("js", mc.DRIFT_JS))
-_SK_HIGH_SUFFIX = keys.SHARD_SEPARATOR + "~"  # sorts after every shard suffix of a window start
 
 
 @dataclass(frozen=True)
@@ -60,10 +59,11 @@ class DriftConfig:
     lookback_windows: int = 288
     window_ttl_days: int = 90
     threshold_overrides: Mapping[str, Any] = field(default_factory=dict)
+    shards: int = 1  # the classifier's window_shards: the batch-item partitions of a window
 
     def __post_init__(self) -> None:
-        if self.window_seconds < 1 or self.lookback_windows < 1:
-            raise ValueError("window_seconds and lookback_windows must be >= 1")
+        if self.window_seconds < 1 or self.lookback_windows < 1 or self.shards < 1:
+            raise ValueError("window_seconds, lookback_windows and shards must be >= 1")
         if self.grace_seconds < 0 or self.reference_windows < 0:
             raise ValueError("grace_seconds and reference_windows must be >= 0")
 
@@ -177,7 +177,7 @@ class DriftService:
         ref_first = first - cfg.reference_windows * ws
         run = DriftRun(now=keys.iso(now), model_version=self.version)
 
-        windows = self._read_windows(ref_first, last)
+        windows = self._read_windows(ref_first, last, now)
         reports = {
             str(item[keys.SK])[len(keys.REPORT_PREFIX) :]: item
             for item in self.store.query(
@@ -204,23 +204,30 @@ class DriftService:
         self.logger.info("drift run done", extra=run.summary())
         return run
 
-    def _read_windows(self, ref_first: int, last: int) -> dict[str, WindowCounters]:
-        """Window counters by start, shards merged."""
-        items = self.store.query(
-            self.windows_table, keys.window_pk(self.version), (_iso(ref_first), _iso(last) + _SK_HIGH_SUFFIX)
+    def _read_windows(self, ref_first: int, last: int, now: datetime) -> dict[str, WindowCounters]:
+        """Window counters by start: first merge the batch items of closed windows not merged yet (or
+        with late items since), then read the merges and the window items (labels)."""
+        ws = self.config.window_seconds
+        starts = [_iso(s) for s in range(ref_first, last + ws, ws)]
+        merged = compaction.compact_closed(
+            self.store,
+            self.windows_table,
+            self.version,
+            starts,
+            self.layout,
+            shards=self.config.shards,
+            now=now,
+            ttl_days=self.config.window_ttl_days,
         )
-        shards: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for item in items:
-            shards[keys.window_start_of(str(item[keys.SK]))].append(item)
-        windows: dict[str, WindowCounters] = {}
-        for start, parts in shards.items():
-            try:
-                windows[start] = WindowCounters.merge_all(
-                    self.layout, (WindowCounters.from_item(p, self.layout) for p in parts)
-                )
-            except ValueError:
-                self.logger.exception("unreadable window item; skipped", extra={"window": start})
-        return windows
+        if merged:
+            self.logger.info("windows merged from batch items", extra={"merged": len(merged), "last": merged[-1]})
+        try:
+            return compaction.read_windows(
+                self.store, self.windows_table, self.version, _iso(ref_first), _iso(last), self.layout
+            )
+        except ValueError:
+            self.logger.exception("unreadable window item; windows skipped")
+            return {}
 
     def _reference(self, start: int, windows: Mapping[str, WindowCounters]) -> tuple[WindowCounters | None, int]:
         ws, n = self.config.window_seconds, self.config.reference_windows

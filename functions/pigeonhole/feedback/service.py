@@ -164,6 +164,7 @@ class FeedbackService:
         marker_ttl_days: int = 14,
         shards: int = 1,
         retry_unknown_seconds: int = 0,  # 0: no retry; the handler passes the setting (600 s by default)
+        capture_rate: float = 1.0,  # the classifier's: an id it does not sample has no prediction to find
         max_receive_count: int = MAX_RECEIVE_COUNT,
         logger: Logger | None = None,
         clock: Callable[[], float] = time.time,
@@ -176,6 +177,7 @@ class FeedbackService:
         self.layout = self.current.layout
         self.class_index = self.current.class_index
         self.retry_unknown_seconds = retry_unknown_seconds
+        self.capture_rate = capture_rate
         self.max_receive_count = max_receive_count
         self._models: dict[str, RegisteredModel] = {}  # other versions, from M#models
         self._models_read_at: float | None = None
@@ -327,7 +329,10 @@ class FeedbackService:
     def _no_prediction(
         self, label: LabelMessage, models: Sequence[RegisteredModel], now: datetime
     ) -> tuple[FeedbackStatus, str]:
-        """No version has a prediction for this id: wait for it (bounded), else count it as unknown."""
+        """No version has a prediction for this id: not sampled for capture (the classifier counts such an
+        event in its window without writing anything per event), else wait for it (bounded), else unknown."""
+        if not keys.sampled(label.event_id, self.capture_rate):
+            return "not_captured", "the classifier does not capture this id (capture rate)"
         if self._may_retry(label, now):
             return "pending", "no prediction for this id yet"
         detail = f"no prediction of model versions {', '.join(m.version for m in models)} for this id"

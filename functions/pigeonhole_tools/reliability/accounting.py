@@ -259,14 +259,22 @@ def label_totals(labels: Mapping[str, str]) -> int:
 
 
 def merge_windows(items: Iterable[Mapping[str, Any]]) -> WindowTotals:
-    """Window counter items (shards merged by window start) and drift report items, from a table scan."""
+    """Window counters from a table scan: batch items (each unit once per window, as the drift function
+    merges them), window items (labels) and drift report items; the drift function's stored merges
+    (``C#``) are derived from the batch items and skipped."""
+    from pigeonhole.drift import batches
     from pigeonhole.drift import layout as keys
+    from pigeonhole.drift.compaction import COMPACTED_PREFIX
 
     totals = WindowTotals()
     windows: dict[str, Counter[str]] = defaultdict(Counter)
+    batch_items: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for item in items:
         pk, sk = str(item.get(keys.PK, "")), str(item.get(keys.SK, ""))
-        if not pk.startswith("W#"):
+        if batches.parse_batch_pk(pk) is not None:
+            batch_items[batches.window_of_sk(sk)].append(item)
+            continue
+        if not pk.startswith("W#") or sk.startswith(COMPACTED_PREFIX):
             continue
         start = str(item.get(keys.ATTR_WINDOW_START, ""))
         if sk.startswith(keys.REPORT_PREFIX):
@@ -274,6 +282,8 @@ def merge_windows(items: Iterable[Mapping[str, Any]]) -> WindowTotals:
             continue
         for name in ("n", "rev", "q", "nl"):
             windows[start][name] += int(item.get(name, 0))
+    for start, members in batch_items.items():
+        windows[start].update(batches.totals_from_records(batches.merged_records(members)))
     for start, counts in windows.items():
         totals.n += counts["n"]
         totals.rev += counts["rev"]

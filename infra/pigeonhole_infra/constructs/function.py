@@ -40,9 +40,11 @@ def function_code(functions_dir: Path = FUNCTIONS_DIR) -> lambda_.Code:
     return lambda_.Code.from_asset(str(functions_dir), exclude=list(CODE_EXCLUDE))
 
 
-def powertools_environment(service: str, log_level: str) -> dict[str, str]:
-    """What every function's Powertools and onnxruntime read; `service` must match the metric catalog."""
+def powertools_environment(service: str, log_level: str, window_shards: int = 1) -> dict[str, str]:
+    """What every function's Powertools and onnxruntime read; `service` must match the metric catalog.
+    Also the window layout every function must agree on (the shard count names the batch partitions)."""
     return {
+        c.ENV_WINDOW_SHARDS: str(window_shards),
         c.ENV_SERVICE_NAME: service,
         c.ENV_METRICS_NAMESPACE: mc.NAMESPACE,
         ENV_POWERTOOLS_LOG_LEVEL: log_level,
@@ -112,7 +114,7 @@ class PigeonholeFunction(Construct):
             # Off: no tracing and no permission, and the handlers never import the X-Ray SDK (entry/tracing.py).
             tracing=lambda_.Tracing.ACTIVE if config.tracing else lambda_.Tracing.DISABLED,
             environment={
-                **powertools_environment(service, config.log_level),
+                **powertools_environment(service, config.log_level, config.window_shards),
                 **capture_environment(config),
                 **({} if config.tracing else {ENV_POWERTOOLS_TRACE_DISABLED: "true"}),
                 **environment,

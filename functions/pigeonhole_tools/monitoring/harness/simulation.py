@@ -19,6 +19,7 @@ from pigeonhole.adapters.dynamodb import DynamoDBAdapter
 from pigeonhole.classify.contract import InputEvent
 from pigeonhole.classify.routing import route_batch
 from pigeonhole.drift import layout as keys
+from pigeonhole.drift.compaction import read_window
 from pigeonhole.drift.counters import WindowCounters
 from pigeonhole.drift.recorder import WindowRecorder
 from pigeonhole.drift.service import DriftConfig, MetricPoint, run_drift
@@ -322,9 +323,7 @@ class Simulator:
     # -- reading back and expiring -----------------------------------------------------------------
     @staticmethod
     def _read_counters(store: DynamoDBAdapter, table: str, manifest: Manifest, start: str) -> WindowCounters:
-        layout = keys.counter_layout(manifest)
-        items = store.query(table, keys.window_pk(manifest.version), (start, start + keys.SHARD_SEPARATOR + "~"))
-        return WindowCounters.merge_all(layout, (WindowCounters.from_item(i, layout) for i in items))
+        return read_window(store, table, manifest.version, start, keys.counter_layout(manifest))
 
     def _expire(self, sandbox: Sandbox, version: str, w: int) -> None:
         """What TTL would delete later: every marker so far (all belong to closed, labelled windows and event
