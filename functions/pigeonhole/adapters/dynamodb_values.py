@@ -43,3 +43,34 @@ def serialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def deserialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+WRITE_UNIT_BYTES = 1024  # one write unit: a write of up to 1 KB (standard table; transactions cost two)
+
+
+def item_size_bytes(item: Mapping[str, Any]) -> int:
+    """An item's size as DynamoDB bills it: attribute names plus values (strings and binary by length,
+    a number ~1 byte per two significant digits plus one, booleans and nulls 1 byte, lists/maps their
+    elements plus 3 bytes of overhead and 1 byte per element)."""
+    return sum(len(name.encode("utf-8")) + _value_size(value) for name, value in item.items())
+
+
+def write_units(item: Mapping[str, Any]) -> int:
+    """Write units of one plain PutItem of ``item`` (rounded up per KB, at least one)."""
+    return max(1, -(-item_size_bytes(item) // WRITE_UNIT_BYTES))
+
+
+def _value_size(value: Any) -> int:
+    value = _plain(value)
+    if value is None or isinstance(value, bool):
+        return 1
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    if isinstance(value, bytes | bytearray):
+        return len(value)
+    if isinstance(value, int | Decimal):
+        digits = Decimal(value).normalize().as_tuple().digits
+        return (len(digits) + 1) // 2 + 1
+    if isinstance(value, Mapping):
+        return 3 + sum(len(str(k).encode("utf-8")) + _value_size(v) + 1 for k, v in value.items())
+    return 3 + sum(_value_size(v) + 1 for v in value)
