@@ -340,13 +340,30 @@ def test_labels_of_predictions_not_sampled_for_capture(capsys: pytest.CaptureFix
         )
         recorder.observe([(f"m-{e.event.id}", e) for e in predictions()], [], runtime())
         capsys.readouterr()
-        outcomes = service(client, capture_rate=0.0).process([label("f1", "e0", "card_arrival")])
+        # The classifier writes nothing per event it does not capture: the policy says none will come.
+        outcomes = service(client, capture=CapturePolicy(0.0, 0.0)).process([label("f1", "e0", "card_arrival")])
         assert outcomes["f1"].status == "not_captured"
         assert get_unmatched(client)["not_captured"] == 1
         assert get_window(client, W0700).get("nl", 0) == 0
         # Expected by configuration, so not part of the FeedbackUnmatched alarm signal.
         values = {p["name"]: p["value"] for p in emf(capsys.readouterr().out)}
         assert values["FeedbackUnmatched"] == 0.0
+
+
+def test_a_label_without_capture_for_an_id_only_some_routes_capture_is_not_captured_after_waiting() -> None:
+    """Auto-routed events are captured at a rate, review-routed ones always: without a capture, the label
+    waits (pending) like any early label, then counts as not captured rather than unknown."""
+    with moto_dynamodb() as client:
+        policy = CapturePolicy(review_rate=1.0, auto_rate=0.0)
+        recorder = WindowRecorder(DynamoDBAdapter(client), WINDOWS, PREDICTIONS, capture=policy, clock=lambda: CLASSIFIED_AT)
+        recorder.observe([(f"m-{e.event.id}", e) for e in predictions()], [], runtime())
+        auto = next(e.event.id for e in predictions() if e.route == "auto")
+        waiting = service(client, capture=policy, retry_unknown_seconds=600)
+        assert waiting.process([label("f1", auto, "card_arrival")])["f1"].status == "pending"
+        done = service(client, capture=policy, retry_unknown_seconds=0)
+        assert done.process([label("f2", auto, "card_arrival")])["f2"].status == "not_captured"
+        everything = service(client, retry_unknown_seconds=0)  # every id is always captured: unknown
+        assert everything.process([label("f3", "never-seen", "card_arrival")])["f3"].status == "unknown_id"
 
 
 # -- the Lambda handler ---------------------------------------------------------------------------

@@ -189,3 +189,13 @@ def test_sharded_windows_are_merged_from_every_shard(ddb: Any) -> None:
     assert len({i["pk"] for i in batch_items(ddb)}) > 1
     run = drift(ddb, "2026-11-29T07:08:00Z", shards=4)
     assert [w.events for w in run.windows] == [60]
+
+
+def test_the_scaling_model_has_no_conflicts_for_plain_puts_and_spreads_writes_over_shards() -> None:
+    from pigeonhole_tools.monitoring.window_cost import scaling_row
+
+    now = scaling_row(200, 4, batch_s=0.05, txn_s=0.01, transactional=False)
+    assert (now.batches_per_s, now.wcu_per_partition_s, now.conflict_share) == (4000, 1000, 0.0)
+    before = [scaling_row(20, s, batch_s=0.05, txn_s=0.01, transactional=True).conflict_share for s in (1, 4, 16)]
+    assert before == sorted(before, reverse=True)  # shards cut conflicts of the hot item, never to zero
+    assert before[-1] > 0.2

@@ -38,6 +38,10 @@ AWS_METRICS: dict[tuple[str, str], set[tuple[str, ...]]] = {
     # canary alarms; Lambda's monitoring docs list these dimensions for alias invocations).
     (defs.NS_LAMBDA, "Errors"): {("FunctionName",), ("FunctionName", "Resource"), _EXECUTED},
     (defs.NS_LAMBDA, "Invocations"): {("FunctionName",), ("FunctionName", "Resource"), _EXECUTED},
+    # aws-cdk-lib's generated DynamoDB canned metrics (dynamodb-canned-metrics.generated.d.ts)
+    (defs.NS_DYNAMODB, "WriteThrottleEvents"): {("TableName",), ("GlobalSecondaryIndexName", "TableName")},
+    (defs.NS_DYNAMODB, "ReadThrottleEvents"): {("TableName",), ("GlobalSecondaryIndexName", "TableName")},
+    (defs.NS_DYNAMODB, "TransactionConflict"): {("TableName",)},
     (defs.NS_LAMBDA, "Throttles"): {("FunctionName",), ("FunctionName", "Resource")},
     (defs.NS_LAMBDA, "Duration"): {("FunctionName",), ("FunctionName", "Resource"), _EXECUTED},
     (defs.NS_LAMBDA, "ProvisionedConcurrencySpilloverInvocations"): {("FunctionName", "Resource")},

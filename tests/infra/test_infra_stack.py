@@ -483,8 +483,8 @@ def test_function_grants_name_their_tables(default_stack: Synthesized) -> None:
     tables = {r["Properties"]["TableName"]: lid for lid, r in default_stack.of_type("AWS::DynamoDB::Table").items()}
     roles = {
         "pigeonhole-classifier": {
-            "pigeonhole-windows": {"dynamodb:UpdateItem"},
-            "pigeonhole-predictions": {"dynamodb:PutItem"},
+            "pigeonhole-windows": {"dynamodb:PutItem", "dynamodb:UpdateItem"},  # batch items; M#models
+            "pigeonhole-predictions": {"dynamodb:BatchWriteItem"},  # captures
         },
         "pigeonhole-drift": {"pigeonhole-windows": {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"}},
         "pigeonhole-feedback": {

@@ -42,6 +42,7 @@ def build_service(settings: MonitorSettings, session: boto3.Session | None = Non
         marker_ttl_days=settings.capture_ttl_days,
         shards=settings.window_shards,
         retry_unknown_seconds=settings.feedback_retry_seconds,
+        capture=settings.capture,
         logger=logger,
     )
 

@@ -46,6 +46,7 @@ from pigeonhole import metrics_catalog as mc
 from pigeonhole.adapters.dynamodb import CounterUpdate, DynamoDBAdapter, Marker
 from pigeonhole.classify.contract import MAX_ID_CHARS
 from pigeonhole.constants import FEEDBACK_DETAIL_TYPE
+from pigeonhole.capture import CapturePolicy
 from pigeonhole.drift import layout as keys
 from pigeonhole.drift.counters import WindowCounters
 from pigeonhole.drift.layout import RegisteredModel
@@ -164,7 +165,7 @@ class FeedbackService:
         marker_ttl_days: int = 14,
         shards: int = 1,
         retry_unknown_seconds: int = 0,  # 0: no retry; the handler passes the setting (600 s by default)
-        capture_rate: float = 1.0,  # the classifier's: an id it does not sample has no prediction to find
+        capture: CapturePolicy | None = None,  # the classifier's policy (None: everything is captured)
         max_receive_count: int = MAX_RECEIVE_COUNT,
         logger: Logger | None = None,
         clock: Callable[[], float] = time.time,
@@ -177,7 +178,7 @@ class FeedbackService:
         self.layout = self.current.layout
         self.class_index = self.current.class_index
         self.retry_unknown_seconds = retry_unknown_seconds
-        self.capture_rate = capture_rate
+        self.capture = capture or CapturePolicy.everything()
         self.max_receive_count = max_receive_count
         self._models: dict[str, RegisteredModel] = {}  # other versions, from M#models
         self._models_read_at: float | None = None
@@ -329,16 +330,20 @@ class FeedbackService:
     def _no_prediction(
         self, label: LabelMessage, models: Sequence[RegisteredModel], now: datetime
     ) -> tuple[FeedbackStatus, str]:
-        """No version has a prediction for this id: not sampled for capture (the classifier counts such an
-        event in its window without writing anything per event), else wait for it (bounded), else unknown."""
-        if not keys.sampled(label.event_id, self.capture_rate):
-            return "not_captured", "the classifier does not capture this id (capture rate)"
+        """No version has a prediction for this id. The classifier writes nothing per event it does not
+        capture, so: an id no route captures is ``not_captured`` at once; otherwise wait (bounded) for the
+        capture; after that, an id only some routes capture was most likely not captured, any other is
+        unknown."""
+        if not self.capture.may_capture(label.event_id):
+            return "not_captured", "the capture policy captures this id on no route"
         if self._may_retry(label, now):
             return "pending", "no prediction for this id yet"
         detail = f"no prediction of model versions {', '.join(m.version for m in models)} for this id"
         if label.first_received is not None:
             waited = (now - label.first_received).total_seconds()
             detail += f" after {waited:.0f} s and {label.receive_count} receives"
+        if not self.capture.always_captures(label.event_id):
+            return "not_captured", detail + "; the policy captures this id on some routes only"
         return "unknown_id", detail
 
     @staticmethod

@@ -94,10 +94,11 @@ class Classifier(Construct):
         review_queue.grant(self.role, "sqs:SendMessage")
         quarantine_queue.grant(self.role, "sqs:SendMessage")
         output_bus.grant_put_events_to(self.role)
-        # Window counters: atomic ADD into one item per (model version, window).
-        windows_table.grant(self.role, "dynamodb:UpdateItem")
-        # Sampled prediction capture, later joined with labels by event id.
-        predictions_table.grant(self.role, "dynamodb:PutItem")
+        # Window accounting: one PutItem per batch and window (plus a late pointer); UpdateItem for the
+        # M#models registration.
+        windows_table.grant(self.role, "dynamodb:PutItem", "dynamodb:UpdateItem")
+        # Sampled prediction capture (BatchWriteItem puts), later joined with labels by event id.
+        predictions_table.grant(self.role, "dynamodb:BatchWriteItem")
         # Full bodies of large quarantined events, keyed by sha256 (PutObject only, under its own prefix;
         # CDK's grant_put would add object tagging, legal hold and retention). SSE-KMS needs the same
         # kms:GenerateDataKey the SQS producer grant already gives.
