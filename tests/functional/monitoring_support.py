@@ -299,14 +299,35 @@ def assert_in_catalog(points: list[dict[str, Any]]) -> None:
 
 
 def get_window(client: Any, start: str, version: str = VERSION, shards: int = 4) -> dict[str, Any]:
-    """A window's counters as they stand (batch items merged, each unit once, plus window items), as
-    plain numbers. Reads ``shards`` batch partitions (a recorder with fewer uses a subset of them)."""
-    from pigeonhole.adapters.dynamodb import DynamoDBAdapter
-    from pigeonhole.drift.compaction import read_window
+    """A window as it stands, as plain numbers: its batch items merged (each unit once) plus every
+    attribute of its window items (label counters, weighted-label sums), shards summed. Reads
+    ``shards`` batch partitions (a recorder with fewer uses a subset of them)."""
+    from boto3.dynamodb.types import TypeDeserializer
 
+    from pigeonhole.adapters.dynamodb import DynamoDBAdapter
+    from pigeonhole.drift import batches
+    from pigeonhole.drift.compaction import read_batch_items
+
+    d = TypeDeserializer()
+    items = client.query(
+        TableName=WINDOWS,
+        KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+        ExpressionAttributeValues={":p": {"S": f"W#{version}"}, ":s": {"S": start}},
+        ConsistentRead=True,
+    )["Items"]
+    merged: dict[str, Any] = {}
+    for raw in items:
+        for k, v in raw.items():
+            value = d.deserialize(v)
+            if k in ("pk", "sk", "model_version", "window_start", "expires_at"):
+                merged.setdefault(k, value)
+            else:
+                merged[k] = merged.get(k, 0) + float(value)
     layout = keys.counter_layout(manifest(version=version))
-    counters = read_window(DynamoDBAdapter(client), WINDOWS, version, start, layout, shards=shards)
-    return {"model_version": version, "window_start": start, **counters.to_item_updates()}
+    found = read_batch_items(DynamoDBAdapter(client), WINDOWS, version, start, start, shards).get(start, [])
+    for k, v in batches.counters_from_records(layout, batches.merged_records(found)).to_item_updates().items():
+        merged[k] = merged.get(k, 0) + v
+    return merged
 
 
 def scan(client: Any, table: str) -> list[dict[str, Any]]:

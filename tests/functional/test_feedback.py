@@ -355,7 +355,9 @@ def test_a_label_without_capture_for_an_id_only_some_routes_capture_is_not_captu
     waits (pending) like any early label, then counts as not captured rather than unknown."""
     with moto_dynamodb() as client:
         policy = CapturePolicy(review_rate=1.0, auto_rate=0.0)
-        recorder = WindowRecorder(DynamoDBAdapter(client), WINDOWS, PREDICTIONS, capture=policy, clock=lambda: CLASSIFIED_AT)
+        recorder = WindowRecorder(
+            DynamoDBAdapter(client), WINDOWS, PREDICTIONS, capture=policy, clock=lambda: CLASSIFIED_AT
+        )
         recorder.observe([(f"m-{e.event.id}", e) for e in predictions()], [], runtime())
         auto = next(e.event.id for e in predictions() if e.route == "auto")
         waiting = service(client, capture=policy, retry_unknown_seconds=600)

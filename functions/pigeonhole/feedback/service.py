@@ -40,21 +40,18 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pigeonhole import metrics_catalog as mc
 from pigeonhole.adapters.dynamodb import CounterUpdate, DynamoDBAdapter, Marker
-from pigeonhole.classify.contract import MAX_ID_CHARS
-from pigeonhole.constants import FEEDBACK_DETAIL_TYPE
 from pigeonhole.capture import CapturePolicy
 from pigeonhole.drift import layout as keys
 from pigeonhole.drift.counters import WindowCounters
 from pigeonhole.drift.layout import RegisteredModel
 from pigeonhole.drift.recorder import window_update
 from pigeonhole.entry.batch import partial_batch_response
-from pigeonhole.entry.envelope import Rejection, parse_document
 from pigeonhole.exceptions import PublishError
 from pigeonhole.feedback.estimates import WeightedLabels, capture_weight
+from pigeonhole.feedback.messages import LabelMessage, parse_label
 from pigeonhole.model.manifest import Manifest
 from pigeonhole.naming import MAX_RECEIVE_COUNT
 
@@ -63,25 +60,8 @@ FeedbackStatus = Literal[
 ]
 # Statuses that mean "a label we could not use"; FeedbackUnmatched counts the first three.
 UNMATCHED_METRIC_STATUSES: frozenset[FeedbackStatus] = frozenset({"unknown_id", "unknown_label", "invalid"})
-MAX_LABEL_CHARS = 256
 REGISTRY_MAX_AGE_SECONDS = 300.0  # re-read M#models at least this often (and sooner when a label misses)
 REGISTRY_MIN_AGE_SECONDS = 30.0  # ... but not more often than this, whatever misses
-
-
-class _LabelBody(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-
-    id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
-    label: str = Field(min_length=1, max_length=MAX_LABEL_CHARS)
-
-
-@dataclass(frozen=True)
-class LabelMessage:
-    event_id: str
-    label: str
-    arrived: datetime  # when the label reached us: the envelope's time, else the queue's SentTimestamp
-    first_received: datetime | None = None  # SQS ApproximateFirstReceiveTimestamp (else SentTimestamp)
-    receive_count: int = 1  # SQS ApproximateReceiveCount
 
 
 @dataclass
@@ -95,43 +75,6 @@ class FeedbackOutcome:
     error: str | None = None
     misclassified: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def parse_label(record: dict[str, Any], now: datetime) -> LabelMessage | str:
-    """One SQS record → a label, or a reason (short, never the body) why it is not one."""
-    parsed = parse_document(record.get("body") or "")
-    if isinstance(parsed, Rejection):
-        return parsed.detail
-    doc, arrived = parsed.doc, parsed.time
-    if parsed.via == "eventbridge" and parsed.detail_type != FEEDBACK_DETAIL_TYPE:
-        return f"unexpected detail-type {str(parsed.detail_type)[:64]!r}, expected {FEEDBACK_DETAIL_TYPE!r}"
-    try:
-        label = _LabelBody.model_validate(doc)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        return f"{where}: {err['msg']}"
-    attributes = record.get("attributes") or {}
-    sent = _epoch_ms(attributes.get("SentTimestamp"))
-    first = _epoch_ms(attributes.get("ApproximateFirstReceiveTimestamp")) or sent
-    try:
-        receives = max(int(attributes.get("ApproximateReceiveCount") or 1), 1)
-    except (TypeError, ValueError):
-        receives = 1
-    return LabelMessage(
-        event_id=label.id,
-        label=label.label,
-        arrived=arrived or sent or now,
-        first_received=first,
-        receive_count=receives,
-    )
-
-
-def _epoch_ms(value: Any) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(int(value) / 1000.0, tz=UTC) if value else None
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
 
 
 @dataclass(frozen=True)
