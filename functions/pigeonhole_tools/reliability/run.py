@@ -395,6 +395,9 @@ def run_faults(cfg: RunConfig, progress: Callable[[str], None] | None = None) ->
         feedback = provision_feedback(resources)
         os.environ.update(resources.lambda_environment(model_dir))
         os.environ[c.ENV_FEEDBACK_TABLE] = feedback.table
+        # "Labels counted once" needs every labelled event joinable: capture them all (the default policy
+        # samples auto-routed events; its sampling and weighting are tested on their own).
+        os.environ[c.ENV_CAPTURE_REVIEW_RATE] = os.environ[c.ENV_CAPTURE_AUTO_RATE] = "1.0"
         sqs = sqs_client(resources.endpoint, region)
 
         # The functions, built cold from their environment, with faulty clients.

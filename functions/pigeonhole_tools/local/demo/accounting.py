@@ -93,18 +93,29 @@ def inference_times(log_file: Path | None) -> list[float]:
 
 
 def window_totals(resources: LocalResources) -> dict[str, int]:
-    """Sum the recorder's window counters (events, review, quarantined) over every window item."""
+    """The recorder's window counters (events, review, quarantined) over every window: batch items with
+    each unit once per window (as the drift function merges them) plus the window items (the drift
+    function's merges are derived from the batch items and skipped). ``items``: batch items read."""
+    from pigeonhole.adapters.dynamodb import deserialize_item
+    from pigeonhole.drift import batches
+    from pigeonhole.drift.compaction import COMPACTED_PREFIX
     from pigeonhole.drift.layout import REPORT_PREFIX
 
     dynamodb = dynamodb_client(resources.endpoint, resources.region)
     totals: Counter[str] = Counter()
+    per_window: dict[str, list[dict[str, object]]] = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=resources.windows_table):
-        for item in page.get("Items", []):
-            pk, sk = item[c.TABLE_PARTITION_KEY].get("S", ""), item[c.TABLE_SORT_KEY].get("S", "")
-            if not pk.startswith("W#") or sk.startswith(REPORT_PREFIX):
+        for raw in page.get("Items", []):
+            item = deserialize_item(raw)
+            pk, sk = str(item.get(c.TABLE_PARTITION_KEY, "")), str(item.get(c.TABLE_SORT_KEY, ""))
+            if batches.parse_batch_pk(pk) is not None:
+                per_window.setdefault(batches.window_of_sk(sk), []).append(item)
+                totals["items"] += 1
                 continue
-            totals["items"] += 1
+            if not pk.startswith("W#") or sk.startswith((REPORT_PREFIX, COMPACTED_PREFIX)):
+                continue
             for name in ("n", "rev", "q"):
-                if name in item:
-                    totals[name] += int(item[name].get("N", "0"))
+                totals[name] += int(item.get(name, 0))
+    for items in per_window.values():
+        totals.update(batches.totals_from_records(batches.merged_records(items)))
     return dict(totals)
