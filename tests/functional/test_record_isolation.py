@@ -226,8 +226,9 @@ def test_lone_surrogates_and_unsendable_characters_fail_only_their_record(
 def test_a_window_step_failure_fails_only_the_units_it_could_not_write(
     stack: Stack, ddb: Any, tiny_model: Path, context: Context
 ) -> None:
-    """A batch over two windows writes one item per window, the ended one first and then its late pointer;
-    the pointer is refused: that window's records (and only they) retry, the other window is counted."""
+    """A batch over two windows writes its captures, then per window (the ended one first) a late pointer
+    and the window's item; the pointer is refused: that window's records (and only they) retry, the
+    other window is counted."""
     from pigeonhole.adapters.dynamodb import DynamoDBAdapter
     from pigeonhole.drift.recorder import WindowRecorder
 
@@ -240,6 +241,7 @@ def test_a_window_step_failure_fails_only_the_units_it_could_not_write(
     service = handler_module.build_service(settings, session=boto3.Session(region_name=REGION))
     faulty = FaultyClient(ddb)
     faulty.write_errors[2] = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "PutItem")
+    # write 1: the captures (BatchWriteItem); 2: the ended window's late pointer; 3: the current window's item
     service.observer = WindowRecorder(DynamoDBAdapter(faulty), WINDOWS, PREDICTIONS, window_seconds=300)
     handler_module.reset_for_tests(service)
     earlier = NOW - timedelta(minutes=10)  # its window comes first (and has ended: a late pointer follows)
@@ -249,7 +251,15 @@ def test_a_window_step_failure_fails_only_the_units_it_could_not_write(
         response = handler_module.handler(event, context)
     finally:
         handler_module.reset_for_tests(None)
-    counted = {i["pk"].rsplit("#", 1)[-1] for i in scan(ddb, PREDICTIONS)}  # captured only once counted
+    from pigeonhole.drift import batches
+
+    layout_items = [i for i in scan(ddb, WINDOWS) if batches.parse_batch_pk(i["pk"]) is not None]
+    digests = {
+        bytes(r["id"]).ljust(batches.DIGEST_BYTES, b"\x00")
+        for i in layout_items
+        for r in batches.decode(i["r"].value, int(i["nf"]))
+    }
+    counted = {e for e in ("e0", "e1", "e2", "e3") if batches.digest(f"P#0.1.0-test#{e}") in digests}
     assert counted == {"e2", "e3"}
     by_event = {json.loads(r["body"])["id"]: r["messageId"] for r in event["Records"]}
     assert sorted(_ids(response)) == sorted(by_event[e] for e in by_event if e not in counted)

@@ -307,7 +307,16 @@ class DynamoDBAdapter:
             while request:
                 if deadline is not None and self._monotonic() >= deadline:
                     raise IncompleteWriteError("out of time before BatchWriteItem")
-                page = self._client.batch_write_item(RequestItems=request)
+                try:
+                    page = self._client.batch_write_item(RequestItems=request)
+                except ClientError as exc:
+                    code = str(exc.response.get("Error", {}).get("Code", ""))
+                    attempt += 1
+                    if code not in RETRYABLE_ERRORS or attempt >= self._max_attempts:
+                        raise
+                    if not self._backoff(attempt, deadline):
+                        raise IncompleteWriteError(f"out of time retrying BatchWriteItem: {code}") from exc
+                    continue
                 request = dict(page.get("UnprocessedItems") or {})
                 if request:
                     attempt += 1

@@ -5,8 +5,9 @@ with each unit once, and the result is stored as ``W#<version>`` / ``C#<window s
 counter attributes as a window item, plus ``records`` (distinct units merged), ``late`` (late pointers
 seen before the merge) and ``batches`` (items read). Later drift runs read this one item instead of
 the batch items. A window is merged again only when the late partition holds more pointers for it
-than ``late`` says: the pointers are read *before* the batch items, and every batch writes its item
-before its pointer, so a merge that counted ``late`` pointers saw the items behind all of them.
+than ``late`` says. A batch counted after its window ended writes its pointer *before* its item, and a
+merge counts only the pointers whose items it read, so a pointer whose item lands later (or never:
+the record went to the DLQ) keeps the window due for another merge.
 The merge is written only if it is larger (``records``, then ``late``): concurrent or stale drift
 runs cannot roll it back.
 
@@ -16,7 +17,6 @@ A window's counters are the merge plus the ``W#<version>`` / ``<window start>[#s
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -46,10 +46,13 @@ def read_batch_items(
     return found
 
 
-def late_counts(store: DynamoDBAdapter, table: str, version: str, first: str, last: str) -> Counter[str]:
-    """Late pointers per window start in ``[first, last]``."""
-    pointers = store.query(table, batches.late_pk(version), (first, last + "#~"), projection=[keys.SK])
-    return Counter(batches.window_of_sk(str(p[keys.SK])) for p in pointers)
+def late_pointers(store: DynamoDBAdapter, table: str, version: str, first: str, last: str) -> dict[str, set[str]]:
+    """Late pointers (``<window start>#<batch key>``) per window start in ``[first, last]``."""
+    found: dict[str, set[str]] = {}
+    for p in store.query(table, batches.late_pk(version), (first, last + "#~"), projection=[keys.SK]):
+        sk = str(p[keys.SK])
+        found.setdefault(batches.window_of_sk(sk), set()).add(sk)
+    return found
 
 
 def store_merge(
@@ -101,7 +104,7 @@ def compact_closed(
     next run's range query over them costs one read unit). Returns the windows merged."""
     if not starts:
         return []
-    late = late_counts(store, table, version, starts[0], starts[-1])  # before any batch item is read
+    late = late_pointers(store, table, version, starts[0], starts[-1])  # before any batch item is read
     done = {
         str(i[keys.SK])[len(COMPACTED_PREFIX) :]: int(i.get(ATTR_LATE, 0))
         for i in store.query(
@@ -111,14 +114,17 @@ def compact_closed(
             projection=[keys.SK, ATTR_LATE],
         )
     }
-    todo = [s for s in starts if s not in done or late[s] > done[s]]
+    todo = [s for s in starts if s not in done or len(late.get(s, ())) > done[s]]
     merged: list[str] = []
     for run in _runs(starts, set(todo)):
         found = read_batch_items(store, table, version, run[0], run[-1], shards)
         for start in run:
             if start in found:
+                # A pointer counts once the item behind it was read (the recorder writes the pointer first).
+                seen = {str(i[keys.SK]).split(".", 1)[0] for i in found[start]}
+                counted = len(late.get(start, set()) & seen)
                 store_merge(
-                    store, table, version, start, layout, found[start], late=late[start], now=now, ttl_days=ttl_days
+                    store, table, version, start, layout, found[start], late=counted, now=now, ttl_days=ttl_days
                 )
                 merged.append(start)
     return merged

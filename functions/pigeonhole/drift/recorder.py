@@ -120,30 +120,29 @@ class WindowRecorder:
             return {}
         version = manifest.version
         failures: dict[str, str] = {}
+        environment = (ClientError, BotoCoreError, IncompleteWriteError)  # SQS delivers those records again
+        # Captures first, then each window's item last: a record is counted only by its final write, so
+        # a record that fails was not counted in this attempt (the accounting of a dead-lettered event).
+        captures = [u for u in units if u.marker.item.get("captured")]
+        if captures:
+            try:
+                self.store.put_all(self.predictions_table, [u.marker.item for u in captures], deadline=deadline)
+            except environment as exc:
+                error = f"captures not written: {type(exc).__name__}: {exc}"[:500]
+                failures.update((m, error) for u in captures for m in u.message_ids)
         per_window: dict[str, list[_Unit]] = defaultdict(list)
         for u in units:
-            per_window[u.window].append(u)
+            if u.message_ids[0] not in failures:
+                per_window[u.window].append(u)
         written = pointers = 0
         for window, members in sorted(per_window.items()):
             try:
-                count = self._write_window(layout, version, window, members, now, deadline)
-            except (
-                ClientError,
-                BotoCoreError,
-                IncompleteWriteError,
-            ) as exc:  # the environment: SQS delivers them again
+                pointers += self._write_window(layout, version, window, members, now, deadline)
+            except environment as exc:
                 error = f"window items not written: {type(exc).__name__}: {exc}"[:500]
                 failures.update((m, error) for u in members for m in u.message_ids)
                 continue
             written += 1
-            pointers += count
-        captures = [u for u in units if u.marker.item.get("captured") and u.message_ids[0] not in failures]
-        if captures:
-            try:
-                self.store.put_all(self.predictions_table, [u.marker.item for u in captures], deadline=deadline)
-            except (ClientError, BotoCoreError, IncompleteWriteError) as exc:
-                error = f"captures not written: {type(exc).__name__}: {exc}"[:500]
-                failures.update((m, error) for u in captures for m in u.message_ids)
         self.logger.debug(
             "window batch items written",
             extra={
@@ -171,19 +170,21 @@ class WindowRecorder:
         now: float,
         deadline: float | None,
     ) -> int:
-        """The batch's item(s) of one window, then (if the window has ended) its late pointer."""
+        """The batch's late pointer (if the window has ended), then its item(s) of the window. Pointer first:
+        the item is the record's last write, and the drift function counts a pointer only once it has
+        read the item behind it (:func:`pigeonhole.drift.compaction.compact_closed`)."""
         contributions = [
             batches.Contribution(u.marker.key, u.predicted, u.confidence, u.review, u.features) for u in members
         ]
         ttl = keys.expires_at(now, self.capture_ttl_days)  # as long as a redelivery can arrive
         items = batches.window_items(layout, version, window, contributions, shards=self.shards, expires_at=ttl)
+        late = now >= keys.parse_iso(window).timestamp() + self.window_seconds
+        if late:
+            pointer = batches.late_pointer(version, str(items[0][keys.SK]), int(now), ttl)
+            self.store.put(self.windows_table, pointer, deadline=deadline)
         for item in items:
             self.store.put(self.windows_table, item, deadline=deadline)
-        if now < keys.parse_iso(window).timestamp() + self.window_seconds:
-            return 0
-        pointer = batches.late_pointer(version, str(items[0][keys.SK]), int(now), ttl)
-        self.store.put(self.windows_table, pointer, deadline=deadline)
-        return 1
+        return int(late)
 
     def _register(self, manifest: Manifest, now: float) -> None:
         """Record this model version in ``M#models`` (once per container and day) so feedback can join
