@@ -16,7 +16,7 @@ conditions, no transactions, no read-modify-write: concurrent writers cannot con
 Keys (windows table): ``E#<version>#<shard>`` / ``<window start>#<batch key>[.<part>]`` for batch
 items (the shard in the partition key: ``shards`` partitions share the write load of every window;
 one range query per shard reads a run of windows); ``E#<version>#late`` / ``<window start>#<batch
-key>`` for a pointer written after every batch item whose window had already ended when the batch was
+key>`` for a pointer written before every batch item whose window had already ended when the batch was
 counted (so the drift function knows which closed windows to merge again). The drift function stores
 each window's merge as ``W#<version>`` / ``C#<window start>`` (see :mod:`pigeonhole.drift.compaction`).
 Design, costs and failure modes: ``docs/monitoring.md`` ("Window accounting").
