@@ -43,6 +43,18 @@ QUARANTINE_RATE = MetricDef("QuarantineRate", "Percent", _CLS, SERVICE_CLASSIFIE
 CONFIDENCE = MetricDef("Confidence", "None", _CLS, SERVICE_CLASSIFIER, "top-1 probability of each event")
 PUBLISH_FAILURES = MetricDef("PublishFailures", "Count", _CLS, SERVICE_CLASSIFIER, "records failed for retry by SQS")
 INFERENCE_TIME = MetricDef("InferenceTime", "Milliseconds", _CLS, SERVICE_CLASSIFIER, "one ONNX run over a batch")
+EVENTS_CONFIDENT = MetricDef(
+    "EventsRouteConfident", "Count", _CLS, SERVICE_CLASSIFIER, "route reason confident (auto, at or above threshold)"
+)
+EVENTS_LOW_CONFIDENCE = MetricDef(
+    "EventsRouteLowConfidence", "Count", _CLS, SERVICE_CLASSIFIER, "route reason low_confidence (below its threshold)"
+)
+EVENTS_UNKNOWN = MetricDef(
+    "EventsRouteUnknown", "Count", _CLS, SERVICE_CLASSIFIER, "route reason unknown (score at or above threshold)"
+)
+UNKNOWN_RATE = MetricDef(
+    "UnknownRate", "Percent", _CLS, SERVICE_CLASSIFIER, "share routed as unknown, per batch (models with the score)"
+)
 CLASS_PREDICTED = MetricDef(
     "ClassPredicted", "Count", (DIM_SERVICE, DIM_MODEL_VERSION, DIM_LABEL), SERVICE_CLASSIFIER, "events per label"
 )
@@ -63,6 +75,10 @@ CLASSIFIER_METRICS: Final = (
     EVENTS_AUTO,
     EVENTS_REVIEW,
     EVENTS_QUARANTINED,
+    EVENTS_CONFIDENT,
+    EVENTS_LOW_CONFIDENCE,
+    EVENTS_UNKNOWN,
+    UNKNOWN_RATE,
     LOW_CONFIDENCE_RATE,
     QUARANTINE_RATE,
     CONFIDENCE,

@@ -1,14 +1,16 @@
-"""Routing: labels, top-k, thresholds and windows, from probabilities alone."""
+"""Routing: labels, top-k, thresholds, route reasons and windows, from probabilities alone."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pigeonhole.classify.contract import InputEvent
-from pigeonhole.classify.routing import route_batch, window_start
+from pigeonhole.classify.routing import ROUTE_REASONS, decide, route_batch, window_start
+from pigeonhole.model.manifest import Manifest, load_manifest
 
 CLASSES = ["card_arrival", "lost_card", "refund"]
 
@@ -60,3 +62,66 @@ def test_late_events_keep_their_own_window() -> None:
     probs = np.array([[0.9, 0.05, 0.05]], dtype=np.float32)
     (c,) = route_batch([late], probs, CLASSES, threshold=0.5, top_k=1, window_seconds=300)
     assert c.window == "2026-11-28T23:55:00Z"
+
+
+# -- route reasons -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("confidence", "per_class", "score", "expected"),
+    [
+        (0.9, None, None, ("auto", "confident")),
+        (0.5, None, None, ("auto", "confident")),  # inclusive
+        (0.49, None, None, ("review", "low_confidence")),
+        (0.9, {"refund": 0.95}, None, ("review", "low_confidence")),  # the class's own threshold
+        (0.4, {"refund": 0.3}, None, ("auto", "confident")),  # a lower per-class threshold lets it through
+        (0.9, {"lost_card": 0.99}, None, ("auto", "confident")),  # another class's threshold does not apply
+        (0.99, None, 0.7, ("review", "unknown")),  # unknown wins over a confident label
+        (0.2, None, 0.7, ("review", "unknown")),  # and over low confidence
+        (0.9, None, 0.59, ("auto", "confident")),
+        (0.9, None, 0.6, ("review", "unknown")),  # inclusive
+    ],
+)
+def test_decide_route_and_reason(
+    confidence: float, per_class: dict[str, float] | None, score: float | None, expected: tuple[str, str]
+) -> None:
+    assert decide("refund", confidence, 0.5, per_class, score, unknown_threshold=0.6) == expected
+
+
+def test_no_unknown_threshold_means_no_unknown_route() -> None:
+    assert decide("refund", 0.9, 0.5, None, unknown_score=1.0, unknown_threshold=None) == ("auto", "confident")
+
+
+def test_route_batch_carries_reasons_and_scores_to_the_output(manifest: Manifest) -> None:
+    probs = np.array([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.4, 0.3, 0.3], [0.05, 0.05, 0.9]])
+    out = route_batch(
+        [_event(i) for i in range(4)],
+        probs,
+        CLASSES,
+        threshold=0.5,
+        top_k=1,
+        window_seconds=300,
+        per_class={"refund": 0.95},
+        unknown_scores=np.array([0.1, 0.812345678, 0.2, 0.3]),
+        unknown_threshold=0.8,
+    )
+    assert [(c.route, c.route_reason) for c in out] == [
+        ("auto", "confident"),
+        ("review", "unknown"),
+        ("review", "low_confidence"),
+        ("review", "low_confidence"),
+    ]
+    detail = out[1].to_output(manifest)
+    assert (detail["route"], detail["route_reason"], detail["unknown_score"]) == ("review", "unknown", 0.812346)
+    assert ROUTE_REASONS == ("confident", "low_confidence", "unknown")
+
+
+def test_without_a_score_the_output_says_so(manifest: Manifest) -> None:
+    (c,) = route_batch([_event(0)], np.array([[0.9, 0.05, 0.05]]), CLASSES, 0.5, 1, 300)
+    detail = c.to_output(manifest)
+    assert (detail["route_reason"], detail["unknown_score"]) == ("confident", None)
+
+
+@pytest.fixture(scope="module")
+def manifest() -> Manifest:
+    return load_manifest(Path(__file__).resolve().parents[2] / "layers" / "model")

@@ -32,7 +32,7 @@ from pigeonhole.adapters.eventbridge import EventBusPublisher
 from pigeonhole.adapters.s3 import BodyArchive
 from pigeonhole.adapters.sqs import QueueSender
 from pigeonhole.classify.contract import InputEvent, Reason, check_time, event_model, parse_body
-from pigeonhole.classify.routing import Classification, route_one
+from pigeonhole.classify.routing import Classification, RouteReason, route_one
 from pigeonhole.config import Settings
 from pigeonhole.constants import QUARANTINE_SCHEMA
 from pigeonhole.entry.batch import partial_batch_response
@@ -60,6 +60,12 @@ RESERVE_SECONDS = 2.0
 # Longest plausible-time window accepted (timedelta's range ends near 2.7 million years).
 _MAX_SPAN_SECONDS = 100 * 365 * 86_400
 _ENVIRONMENT_ERRORS = (ClientError, BotoCoreError, MemoryError, ModelIntegrityError)
+# One count metric per route reason; every batch emits all three (zeros included) so alarms see data.
+_REASON_METRICS: dict[RouteReason, mc.MetricDef] = {
+    "confident": mc.EVENTS_CONFIDENT,
+    "low_confidence": mc.EVENTS_LOW_CONFIDENCE,
+    "unknown": mc.EVENTS_UNKNOWN,
+}
 
 
 def unprocessable(step: str, exc: BaseException, event_id: str | None = None) -> Reason:
@@ -110,11 +116,15 @@ class ClassifierService:
         self.clock = clock
         self.monotonic = monotonic
         manifest = runtime.manifest
-        self.threshold = (
-            settings.review_threshold
-            if settings.review_threshold is not None
-            else manifest.thresholds.review_confidence
-        )
+        # An operator's PIGEONHOLE_REVIEW_THRESHOLD is one threshold for every class: it replaces the
+        # manifest's review_confidence and its per-class thresholds. The unknown route stays on.
+        if settings.review_threshold is not None:
+            self.threshold = settings.review_threshold
+            self.per_class: dict[str, float] = {}
+        else:
+            self.threshold = manifest.thresholds.review_confidence
+            self.per_class = dict(manifest.thresholds.per_class)
+        self.unknown_threshold = manifest.unknown.threshold if manifest.unknown is not None else None
         self.top_k = settings.top_k if settings.top_k is not None else manifest.thresholds.top_k
         self.max_age = timedelta(seconds=min(settings.event_max_age_seconds, _MAX_SPAN_SECONDS))
         self.max_lead = timedelta(seconds=min(settings.event_max_lead_seconds, _MAX_SPAN_SECONDS))
@@ -242,6 +252,9 @@ class ClassifierService:
                     threshold=self.threshold,
                     top_k=self.top_k,
                     window_seconds=self.settings.window_seconds,
+                    per_class=self.per_class,
+                    unknown_score=self.runtime.unknown_score(event.model_input, row),
+                    unknown_threshold=self.unknown_threshold,
                 )
             except Exception as exc:
                 outcomes[message_id] = self._quarantined(unprocessable("routing", exc, event.id))
@@ -402,6 +415,13 @@ class ClassifierService:
             add(name=mc.QUARANTINE_RATE.name, unit=MetricUnit.Percent, value=100.0 * counts["quarantined"] / received)
         if classified:
             add(name=mc.LOW_CONFIDENCE_RATE.name, unit=MetricUnit.Percent, value=100.0 * counts["review"] / classified)
+        reasons: Counter[str] = Counter(
+            o.classification.route_reason for o in outcomes.values() if o.classification is not None
+        )
+        for reason, reason_metric in _REASON_METRICS.items():
+            add(name=reason_metric.name, unit=MetricUnit.Count, value=reasons[reason])
+        if classified and self.unknown_threshold is not None:
+            add(name=mc.UNKNOWN_RATE.name, unit=MetricUnit.Percent, value=100.0 * reasons["unknown"] / classified)
         labels: Counter[str] = Counter()
         for outcome in outcomes.values():
             if outcome.classification is not None:
@@ -426,7 +446,14 @@ class ClassifierService:
         fields: dict[str, Any] = {"message_id": message_id, "status": outcome.status}
         if outcome.classification is not None:
             c = outcome.classification
-            fields.update(label=c.label, confidence=c.confidence, route=c.route, window=c.window)
+            fields.update(
+                label=c.label,
+                confidence=c.confidence,
+                route=c.route,
+                route_reason=c.route_reason,
+                unknown_score=c.unknown_score,
+                window=c.window,
+            )
         if outcome.reason is not None:
             fields.update(reason=outcome.reason.to_dict())
         if outcome.error is not None:

@@ -10,10 +10,11 @@ import numpy as np
 
 from pigeonhole.constants import MODEL_FILE
 from pigeonhole.exceptions import ModelIntegrityError
-from pigeonhole.model.features import NORMALIZATION
+from pigeonhole.model.features import NORMALIZATION, normalize_text
 from pigeonhole.model.manifest import Manifest, load_manifest, read_verified
 from pigeonhole.model.onnx_check import MalformedModelError, external_tensors
 from pigeonhole.model.session import make_session, run_probabilities
+from pigeonhole.model.unknown import unknown_scores
 
 
 @dataclass(frozen=True)
@@ -80,3 +81,13 @@ class ModelRuntime:
                 f"model returned probabilities of shape {probs.shape}, expected ({len(texts)}, {len(self.classes)})"
             )
         return probs
+
+    def unknown_score(self, text: str, probabilities: np.ndarray) -> float | None:
+        """The unknown score of one event from its raw model input and probability row; None when the
+        package has no unknown block. Per event, so a failure belongs to that event alone."""
+        spec = self.manifest.unknown
+        if spec is None:
+            return None
+        row = np.asarray(probabilities).reshape(1, -1)
+        scores = unknown_scores(row, [normalize_text(text)], self.vocabulary, spec.features, spec.weights, spec.bias)
+        return float(scores[0])
