@@ -127,11 +127,16 @@ def build(
 
 @model_app.command("verify")
 def verify(model_dir: Annotated[Path, typer.Argument(help="A package directory, e.g. layers/model.")]) -> None:
-    """Load a package exactly as the classifier does (hash check included) and print its numbers."""
+    """Load a package exactly as the classifier does (hash check included) and print its numbers:
+    quality, size, latency, calibration, the unknown operating point and the thresholds."""
     from pigeonhole.model.runtime import ModelRuntime
+    from pigeonhole_tools.training.routing_report import routing_tables
 
     runtime = ModelRuntime.load(model_dir)
-    Console().print(summary_table(runtime.manifest))
+    console = Console()
+    console.print(summary_table(runtime.manifest))
+    for table in routing_tables(runtime.manifest):
+        console.print(table)
 
 
 @model_app.command("golden")
