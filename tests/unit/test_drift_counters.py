@@ -255,11 +255,25 @@ def test_item_attribute_names_are_safe_unique_and_documented() -> None:
     names = list((_batch(0, 300) + _labels(1, 30)).to_item_updates(include_zeros=True))
     assert len(names) == len(set(names))
     assert all(re.fullmatch(r"[A-Za-z0-9_]+", n) for n in names)
-    expected = {"n", "rev", "q", "csum", "csq", "nl", "brier", "c_0", "c_2", "conf_0", "conf_9", "f_length_chars_0"}
+    expected = {
+        "n",
+        "rev",
+        "q",
+        "unk",
+        "csum",
+        "csq",
+        "nl",
+        "brier",
+        "c_0",
+        "c_2",
+        "conf_0",
+        "conf_9",
+        "f_length_chars_0",
+    }
     expected |= {"f_oov_share_2", "cm_0_0", "cm_2_1", "lconf_9", "lcorr_0", "lcsum_3", "lat_0", "lat_46"}
     assert expected <= set(names)
     k, cb, nf = 3, 10, 5 + 4 + 3
-    assert len(names) == 7 + k + cb + nf + k * k + 3 * cb + len(LATENCY_EDGES_SECONDS) - 1
+    assert len(names) == 8 + k + cb + nf + k * k + 3 * cb + len(LATENCY_EDGES_SECONDS) - 1
 
 
 def test_small_batch_update_stays_far_below_the_update_expression_limit() -> None:

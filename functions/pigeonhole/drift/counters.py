@@ -13,6 +13,7 @@ attribute           type       meaning
 ==================  =========  =====================================================================
 ``n``               int        events classified (valid input) in the window
 ``rev``             int        of those, routed to human review
+``unk``             int        of those, routed to review as ``unknown`` (the unknown score fired)
 ``q``               int        events quarantined (invalid input; not part of ``n``)
 ``c_<i>``           int        events predicted as class ``i``
 ``conf_<b>``        int        events whose top-1 confidence falls in bin ``b`` (baseline edges)
@@ -133,6 +134,18 @@ def _floats(n: int) -> NDArray[np.float64]:
     return np.zeros(n, dtype=np.float64)
 
 
+def _count(value: ArrayLike | int | None, n: int, what: str) -> int:
+    """A count given as None (0), a number, or a boolean mask with one entry per event."""
+    if value is None:
+        return 0
+    if np.ndim(value) == 0:
+        return int(value)  # type: ignore[arg-type]
+    mask = np.asarray(value, dtype=bool).ravel()
+    if mask.size != n:
+        raise ValueError(f"{what} mask has {mask.size} entries for {n} events")
+    return int(mask.sum())
+
+
 @dataclass
 class WindowCounters:
     """Counters of one window (or of several merged windows). Build with :meth:`empty`,
@@ -142,6 +155,7 @@ class WindowCounters:
     events: int = 0
     review: int = 0
     quarantined: int = 0
+    unknown: int = 0
     class_counts: NDArray[np.int64] = field(default_factory=lambda: _zeros(0))
     confidence_counts: NDArray[np.int64] = field(default_factory=lambda: _zeros(0))
     confidence_sum: float = 0.0
@@ -190,13 +204,15 @@ class WindowCounters:
         *,
         review: ArrayLike | int | None = None,
         quarantined: int = 0,
+        unknown: ArrayLike | int | None = None,
     ) -> WindowCounters:
         """Counters of one classified batch.
 
         ``predicted``: top-1 class index per event; ``confidence``: top-1 probability per event;
         ``features``: per-event values for every feature of the layout (extra features are ignored:
         the baseline decides what is monitored); ``review``: a boolean mask per event or a count of
-        events routed to review; ``quarantined``: invalid events of the batch (not classified).
+        events routed to review; ``quarantined``: invalid events of the batch (not classified);
+        ``unknown``: like ``review``, the events routed as unknown (a subset of review).
         """
         pred = np.asarray(predicted).ravel()
         conf = np.asarray(confidence, dtype=np.float64).ravel()
@@ -216,22 +232,16 @@ class WindowCounters:
             if values.size != n:
                 raise ValueError(f"feature {name!r} has {values.size} values for {n} events")
             feature_counts[name] = bin_counts(values, edges)
-        if review is None:
-            n_review = 0
-        elif np.ndim(review) == 0:
-            n_review = int(review)  # type: ignore[arg-type]
-        else:
-            mask = np.asarray(review, dtype=bool).ravel()
-            if mask.size != n:
-                raise ValueError(f"review mask has {mask.size} entries for {n} events")
-            n_review = int(mask.sum())
-        if not 0 <= n_review <= n or quarantined < 0:
-            raise ValueError("review must be within [0, events] and quarantined >= 0")
+        n_review = _count(review, n, "review")
+        n_unknown = _count(unknown, n, "unknown")
+        if not 0 <= n_unknown <= n_review <= n or quarantined < 0:
+            raise ValueError("need 0 <= unknown <= review <= events and quarantined >= 0")
         return cls(
             layout=layout,
             events=n,
             review=n_review,
             quarantined=int(quarantined),
+            unknown=n_unknown,
             class_counts=np.bincount(pred, minlength=layout.n_classes).astype(np.int64),
             confidence_counts=bin_counts(conf, layout.confidence_edges),
             confidence_sum=float(conf.sum()),
@@ -298,6 +308,7 @@ class WindowCounters:
             events=self.events + other.events,
             review=self.review + other.review,
             quarantined=self.quarantined + other.quarantined,
+            unknown=self.unknown + other.unknown,
             class_counts=self.class_counts + other.class_counts,
             confidence_counts=self.confidence_counts + other.confidence_counts,
             confidence_sum=self.confidence_sum + other.confidence_sum,
@@ -349,6 +360,7 @@ class WindowCounters:
         put("n", int(self.events))
         put("rev", int(self.review))
         put("q", int(self.quarantined))
+        put("unk", int(self.unknown))
         for i, v in enumerate(self.class_counts):
             put(f"c_{i}", int(v))
         for b, v in enumerate(self.confidence_counts):
@@ -398,6 +410,7 @@ class WindowCounters:
             events=integer("n"),
             review=integer("rev"),
             quarantined=integer("q"),
+            unknown=integer("unk"),
             class_counts=np.array([integer(f"c_{i}") for i in range(k)], dtype=np.int64),
             confidence_counts=np.array([integer(f"conf_{b}") for b in range(cb)], dtype=np.int64),
             confidence_sum=num("csum"),

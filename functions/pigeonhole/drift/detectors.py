@@ -22,7 +22,9 @@ Verdict rules (defaults from the most used open-source monitors, see ``DESIGN.md
   → ``warn`` (``page`` only if a page margin is configured);
 * realised accuracy (labelled events) below the reference by more than a margin → ``warn`` /
   ``page``, once at least ``min_labelled_events`` labels (and ``min_label_coverage`` of the window)
-  are in.
+  are in;
+* the unknown rate above the baseline's by more than a margin → ``warn`` (its detector lives in
+  :mod:`pigeonhole.drift.unknown_rate`; its thresholds here, with the others).
 """
 
 from __future__ import annotations
@@ -113,6 +115,9 @@ class MonitorThresholds:
     accuracy_page_drop: float | None = 0.10
     min_labelled_events: int = 100
     min_label_coverage: float = 0.0  # share of the window's events that must be labelled
+    # Unknown rate (pigeonhole.drift.unknown_rate): a rise over the baseline's rate, in absolute points.
+    unknown_rate_warn_rise: float = 0.05
+    unknown_rate_page_rise: float | None = None  # label-free: ticket, not a page, unless configured
 
     def __post_init__(self) -> None:
         if not 0.0 < self.psi_warn <= self.psi_page:
@@ -134,6 +139,7 @@ class MonitorThresholds:
         for warn_drop, page_drop, what in (
             (self.expected_accuracy_warn_drop, self.expected_accuracy_page_drop, "expected_accuracy"),
             (self.accuracy_warn_drop, self.accuracy_page_drop, "accuracy"),
+            (self.unknown_rate_warn_rise, self.unknown_rate_page_rise, "unknown_rate"),
         ):
             if warn_drop < 0.0 or (page_drop is not None and page_drop < warn_drop):
                 raise ValueError(f"{what}: need 0 <= warn drop <= page drop")

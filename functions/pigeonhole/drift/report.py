@@ -36,6 +36,7 @@ from pigeonhole.drift.detectors import (
     feature_signal,
     worst,
 )
+from pigeonhole.drift.unknown_rate import UnknownRateDetector
 from pigeonhole.model.manifest import DriftBaseline, DriftThresholds, Manifest
 
 
@@ -76,7 +77,8 @@ def build_baseline_detectors(
     baseline_accuracy: float | None = None,
 ) -> list[Detector]:
     """Detectors against the manifest baseline: class mix, confidence, each feature, expected accuracy,
-    and realised accuracy when the manifest carries an evaluated accuracy."""
+    realised accuracy when the manifest carries an evaluated accuracy, and the unknown rate when the
+    baseline has one (packages with an unknown score)."""
     t = _thresholds(thresholds)
     k_features = len(baseline.features)
     family = chi2_family(k_features)
@@ -95,6 +97,8 @@ def build_baseline_detectors(
     detectors.append(ExpectedAccuracyDetector.from_confidence_histogram(confidence.edges, confidence.counts, t))
     if baseline_accuracy is not None:
         detectors.append(AccuracyDetector(baseline_accuracy, t))
+    if baseline.unknown_rate is not None:
+        detectors.append(UnknownRateDetector(baseline.unknown_rate, t))
     return detectors
 
 
@@ -164,6 +168,8 @@ class WindowMetrics:
     review: int
     quarantined: int
     review_rate: float | None  # of classified events
+    unknown: int  # of the classified events, routed to review as unknown
+    unknown_rate: float | None  # of classified events
     quarantine_rate: float | None  # of all received (classified + quarantined) events
     expected_accuracy: float | None  # exact: csum / n
     confidence_std: float | None
@@ -247,6 +253,8 @@ def _window_metrics(window: WindowCounters, classes: Sequence[str]) -> WindowMet
         review=window.review,
         quarantined=window.quarantined,
         review_rate=window.review / n if n else None,
+        unknown=window.unknown,
+        unknown_rate=window.unknown / n if n else None,
         quarantine_rate=window.quarantined / received if received else None,
         expected_accuracy=mean,
         confidence_std=std,
