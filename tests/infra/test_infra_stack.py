@@ -454,6 +454,7 @@ def test_dashboard_covers_the_operators_view(default_stack: Synthesized) -> None
     body = str(next(iter(dashboards.values()))["Properties"]["DashboardBody"])
     for title in ("Throughput", "duration", "Errors", "Class mix", "Confidence", "Drift", "Accuracy", "Alarms"):
         assert title in body, title
+    assert "UnknownRate" in body, "the unknown route's rate is on the dashboard"
 
 
 # -- IAM ------------------------------------------------------------------------------------------

@@ -190,7 +190,10 @@ class OperationsDashboard(Construct):
                             ours(mc.CONFIDENCE, "p50"),
                             ours(mc.CONFIDENCE, "Average"),
                         ],
-                        right=[ours(mc.LOW_CONFIDENCE_RATE, "Average", label="routed to review (%)")],
+                        right=[
+                            ours(mc.LOW_CONFIDENCE_RATE, "Average", label="routed to review (%)"),
+                            ours(mc.UNKNOWN_RATE, "Average", label="routed as unknown (%)"),
+                        ],
                     ),
                 ],
                 [
