@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from pigeonhole.classify import handler as handler_module
 from pigeonhole.classify.service import ClassifierService
 from pigeonhole.config import Settings
 from pigeonhole.model.features import normalize_text
+from pigeonhole.model.runtime import ModelRuntime
 
 from .conftest import REGION, Context, Stack
 from .monitoring_support import emf
@@ -166,3 +167,28 @@ def test_a_package_without_an_unknown_block_has_no_unknown_route(
     names = {p["name"]: p["value"] for p in emf(capsys.readouterr().out)}
     assert names["EventsRouteUnknown"] == 0.0
     assert "UnknownRate" not in names, "no unknown score, no unknown rate"
+
+
+def test_a_failing_unknown_score_fails_only_its_own_record(
+    stack: Stack, routed: ClassifierService, context: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch pass fails, so each event is scored alone; the one whose score still fails is quarantined
+    (reason unprocessable, step routing), its neighbours are routed as usual."""
+    original = ModelRuntime.unknown_scores
+
+    def flaky(self: ModelRuntime, texts: Sequence[str], probabilities: Any) -> Any:
+        if len(texts) > 1 or "poison" in texts[0]:
+            raise ValueError("boom")
+        return original(self, texts, probabilities)
+
+    monkeypatch.setattr(ModelRuntime, "unknown_scores", flaky)
+    stack.send([_body(1, CARD), _body(2, "poison card arrival"), _body(3, OFF_TOPIC)])
+    assert handler_module.handler(stack.receive_event(), context)["batchItemFailures"] == []
+    (auto,) = [o["detail"] for o in stack.drain(stack.sink_url)]
+    assert (auto["id"], auto["route_reason"]) == ("evt-1", "confident")
+    (review,) = stack.drain(stack.review_url)
+    assert (review["id"], review["route_reason"]) == ("evt-3", "unknown")
+    (quarantined,) = stack.drain(stack.quarantine_url)
+    assert quarantined["event_id"] == "evt-2"
+    assert quarantined["reason"]["code"] == "unprocessable"
+    assert "routing" in quarantined["reason"]["detail"]

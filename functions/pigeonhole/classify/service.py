@@ -242,9 +242,11 @@ class ClassifierService:
             unit=MetricUnit.Milliseconds,
             value=(time.perf_counter() - started) * 1000.0,
         )
+        scores = self._unknown_scores(usable, rows)
         result = []
-        for (message_id, event), row in zip(usable, rows, strict=True):
+        for i, ((message_id, event), row) in enumerate(zip(usable, rows, strict=True)):
             try:
+                score = scores[i] if scores is not None else self.runtime.unknown_score(event.model_input, row)
                 classification = route_one(
                     event,
                     row,
@@ -253,7 +255,7 @@ class ClassifierService:
                     top_k=self.top_k,
                     window_seconds=self.settings.window_seconds,
                     per_class=self.per_class,
-                    unknown_score=self.runtime.unknown_score(event.model_input, row),
+                    unknown_score=score,
                     unknown_threshold=self.unknown_threshold,
                 )
             except Exception as exc:
@@ -262,6 +264,20 @@ class ClassifierService:
             outcomes[message_id] = Outcome(classification.route, event_id=event.id, classification=classification)
             result.append((message_id, classification))
         return result
+
+    def _unknown_scores(self, usable: list[tuple[str, InputEvent]], rows: list[np.ndarray]) -> list[float] | None:
+        """The batch's unknown scores in one pass; None (score each event on its own, so a failure is that
+        event's alone) when the package has no unknown score or the batch pass fails."""
+        if self.unknown_threshold is None or not rows:
+            return None
+        try:
+            scores = self.runtime.unknown_scores([event.model_input for _, event in usable], np.stack(rows))
+        except Exception as exc:
+            self.logger.warning(
+                "batch unknown scoring failed; scoring one by one", extra={"error_type": type(exc).__name__}
+            )
+            return None
+        return None if scores is None else [float(v) for v in scores]
 
     @staticmethod
     def _quarantined(reason: Reason) -> Outcome:
