@@ -124,9 +124,11 @@ def test_every_event_lands_exactly_once(system: LocalResources, real_handler: Ha
             assert doc["detail-type"] == c.OUTPUT_DETAIL_TYPE
             result = doc["detail"]
             assert result["route"] == "auto"
+            assert result["route_reason"] == "confident"
         else:
             result = doc
             assert result["route"] == "review"
+            assert result["route_reason"] in ("low_confidence", "unknown")
         assert result["id"] == ev.key
         assert result["schema"] == c.OUTPUT_SCHEMA
         assert 0.0 <= result["confidence"] <= 1.0
@@ -241,6 +243,9 @@ def test_demo_accounts_for_every_event(model_dir: Path, tmp_path: Path) -> None:
     assert summary["accounted"] == len(expected)
     assert summary["landed"]["dlq"] == 1
     assert sum(summary["landed"].values()) == len(expected)
+    reasons = summary["route_reasons"]  # every classified result says why it went where it went
+    assert sum(reasons.values()) == summary["landed"]["output"] + summary["landed"]["review"]
+    assert reasons.get("confident") == summary["landed"]["output"]
     assert summary["handler"]["invocations"] >= 1
     render(report, console)
     assert "every event accounted for" in out.getvalue()

@@ -126,6 +126,7 @@ class DemoReport:
             "quarantine_reasons": dict(self.quarantine_reasons()),
             "window_counters": self.window_totals,
             "labels": dict(Counter(r.get("label") for r in self.results() if r.get("route") == "auto")),
+            "route_reasons": dict(Counter(str(r.get("route_reason")) for r in self.results())),
             "handler": {
                 "invocations": len(inv),
                 "records": self.stats.records,
@@ -178,8 +179,12 @@ def _routing_table(report: DemoReport, results: Sequence[dict[str, Any]]) -> Tab
     table.add_column("events", justify="right")
     table.add_column("notes")
     table.add_row("output bus (auto)", str(len(auto)), f"{len({r.get('label') for r in auto})} distinct labels")
+    why = Counter(str(r.get("route_reason", "low_confidence")) for r in review)
     table.add_row(
-        "review queue", str(len(review)), f"low confidence; {off_topic_review}/{off_topic_total} off-topic messages"
+        "review queue",
+        str(len(review)),
+        f"low confidence ×{why['low_confidence']}, unknown ×{why['unknown']}; "
+        f"{off_topic_review}/{off_topic_total} off-topic messages",
     )
     table.add_row(
         "quarantine queue",
