@@ -47,7 +47,11 @@ def test_a_package_with_routing_blocks_shows_its_numbers(tmp_path: Path, monkeyp
         "evaluation": {"held_out_recall": 0.8125},
     }
     raw["thresholds"]["per_class"] = {hard: 0.9375}
-    raw["thresholds"]["selection"] = {"target_auto_precision": 0.97, "coverage": {hard: 0.4375}}
+    raw["thresholds"]["selection"] = {  # the shape the build writes (pigeonhole_tools.training.decide)
+        "target_auto_precision": 0.97,
+        "eval": {"with_per_class": {"coverage": 0.8125, "auto_accuracy": 0.984375}},
+        "classes": {hard: {"threshold": 0.9375, "eval": {"own": {"coverage": 0.4375, "auto_accuracy": 0.96875}}}},
+    }
     raw["drift_baseline"]["unknown_rate"] = 0.0425
     quality = {"ece_15": 0.044, "brier": 0.12, "nll": 0.3, "accuracy": 0.924}
     raw["metrics"]["calibration"] = {
@@ -68,7 +72,8 @@ def test_a_package_with_routing_blocks_shows_its_numbers(tmp_path: Path, monkeyp
     assert _row(out, "target max_known_share_unknown") == ["0.0500"]
     assert _row(out, "measured held_out_recall") == ["0.8125"]
     assert _row(out, "drift baseline unknown rate") == ["0.0425"]
-    assert _row(out, hard)[:2] == ["0.9375", "0.4375"]
+    assert _row(out, hard) == ["0.9375", "0.4375", "0.9688"]
+    assert _row(out, "every other class")[1:] == ["0.8125", "0.9844"]
     assert "target auto-routed precision 0.9700" in out
 
 

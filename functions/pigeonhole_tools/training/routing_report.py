@@ -98,35 +98,34 @@ def unknown_table(manifest: Manifest) -> Table:
 
 
 def per_class_table(manifest: Manifest) -> Table:
+    """Thresholds and their measured coverage: from ``thresholds.selection`` (the build's summary), else
+    from the fuller ``metrics.per_class_thresholds`` record."""
     thresholds = manifest.thresholds
-    record = manifest.metrics.get("per_class_thresholds")
-    target = _get(thresholds.selection, "target_auto_precision") or _get(record, "target_auto_precision")
-    table = Table(
-        title=f"Thresholds (review below; per-class target auto-routed precision {_fmt(target)})", show_header=True
-    )
+    records = [thresholds.selection, manifest.metrics.get("per_class_thresholds")]
+
+    def first(*path: str) -> object:
+        return next((v for v in (_get(r, *path) for r in records) if v is not None), None)
+
+    target = _fmt(first("target_auto_precision"))
+    table = Table(title=f"Thresholds (review below; per-class target auto-routed precision {target})", show_header=True)
     table.add_column("label")
     table.add_column("threshold", justify="right")
     table.add_column("coverage (eval)", justify="right")
     table.add_column("auto accuracy (eval)", justify="right")
+    overall = first("eval", "with_per_class") or _get(manifest.metrics, "review_threshold", "eval")
     table.add_row(
         "every other class",
         _fmt(thresholds.review_confidence),
-        _fmt(
-            _get(record, "eval", "with_per_class", "coverage")
-            or _get(manifest.metrics, "review_threshold", "eval", "coverage")
-        ),
-        _fmt(
-            _get(record, "eval", "with_per_class", "auto_accuracy")
-            or _get(manifest.metrics, "review_threshold", "eval", "auto_accuracy")
-        ),
+        _fmt(_get(overall, "coverage")),
+        _fmt(_get(overall, "auto_accuracy")),
     )
     for label, value in sorted(thresholds.per_class.items()):
-        measured = _get(thresholds.selection, "coverage", label)
-        own = _get(record, "classes", label, "eval", "own")
+        own = first("classes", label, "eval", "own")
+        coverage = first("coverage", label)
         table.add_row(
             label,
             _fmt(value),
-            _fmt(measured if measured is not None else _get(own, "coverage")),
+            _fmt(coverage if coverage is not None else _get(own, "coverage")),
             _fmt(_get(own, "auto_accuracy")),
         )
     if not thresholds.per_class:
