@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,16 @@ import boto3
 import pytest
 
 from pigeonhole import metrics_catalog as mc
+from pigeonhole.adapters.dynamodb import DynamoDBAdapter
 from pigeonhole.classify import handler as handler_module
 from pigeonhole.classify.service import ClassifierService
 from pigeonhole.config import Settings
+from pigeonhole.drift.recorder import WindowRecorder
 from pigeonhole.model.features import normalize_text
 from pigeonhole.model.runtime import ModelRuntime
 
 from .conftest import REGION, Context, Stack
-from .monitoring_support import emf
+from .monitoring_support import PREDICTIONS, WINDOWS, at, classification, emf, get_window, moto_dynamodb, runtime
 
 CARD = "I still have not received my new card, when will it arrive?"  # card_arrival, confident
 STOLEN = "My card was stolen yesterday, please block it right away"  # lost_or_stolen_card, confident
@@ -192,3 +195,21 @@ def test_a_failing_unknown_score_fails_only_its_own_record(
     assert quarantined["event_id"] == "evt-2"
     assert quarantined["reason"]["code"] == "unprocessable"
     assert "routing" in quarantined["reason"]["detail"]
+
+
+NOW = at("2026-11-29T07:03:30Z").timestamp()  # inside the events' window
+
+
+def test_the_window_counts_the_unknown_events() -> None:
+    """The recorder adds the events routed as unknown to their window (``unk``), a subset of review."""
+    events = [
+        classification("evt-1", 0, 0.9),
+        replace(classification("evt-2", 1, 0.3), route_reason="low_confidence"),
+        replace(classification("evt-3", 2, 0.95), route="review", route_reason="unknown"),
+        replace(classification("evt-4", 1, 0.2), route_reason="unknown"),
+    ]
+    with moto_dynamodb() as client:
+        recorder = WindowRecorder(DynamoDBAdapter(client), WINDOWS, PREDICTIONS, clock=lambda: NOW)
+        assert recorder.observe([(f"m-{c.event.id}", c) for c in events], [], runtime()) == {}
+        window = get_window(client, "2026-11-29T07:00:00Z")
+    assert (window["n"], window["rev"], window["unk"]) == (4, 3, 2)

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from pigeonhole.drift import batches
 from pigeonhole.drift.counters import CounterLayout, WindowCounters
 from pigeonhole.drift.detectors import Detector, MonitorThresholds
 from pigeonhole.drift.report import evaluate_window
@@ -111,3 +112,21 @@ def test_a_baseline_without_a_rate_has_no_unknown_signal() -> None:
     report = evaluate_window(_window(400, 60), _baseline(None))
     assert SIGNAL_UNKNOWN_RATE not in report.to_dict()["signals"]
     assert report.metrics.unknown == 60  # still counted and shown
+
+
+def test_batch_records_carry_the_unknown_flag_in_the_review_byte() -> None:
+    """bit 0 review, bit 1 unknown; a record written before the flag existed (rev 1) reads as no unknown."""
+    units = [
+        batches.Contribution("P#v#a", 0, 0.9),
+        batches.Contribution("P#v#b", 1, 0.4, review=True),
+        batches.Contribution("P#v#c", 2, 0.95, review=True, unknown=True),
+        batches.Contribution("P#v#d", 1, 0.2, unknown=True),  # unknown implies review
+        batches.Contribution("Q#v#e"),  # quarantined
+    ]
+    records = batches.decode(batches.encode(LAYOUT, units).tobytes(), 0)
+    counters = batches.counters_from_records(LAYOUT, records)
+    assert (counters.events, counters.review, counters.unknown, counters.quarantined) == (4, 3, 2, 1)
+    assert batches.totals_from_records(records) == {"n": 4, "rev": 3, "q": 1}
+    old = records.copy()
+    old["rev"] = np.minimum(old["rev"], 1)
+    assert batches.counters_from_records(LAYOUT, old).unknown == 0

@@ -4,9 +4,10 @@ Why: a transaction with a marker per event costs ≈ 2.4 write units per event a
 batch through one hot item per window. Instead each batch writes, per window it touches, ONE item
 holding one fixed-size record per counted unit (event or quarantined record): a 16-byte digest of
 the unit's dedup key (``P#<version>#<event id>`` / ``Q#…``), the predicted class, the confidence, the
-review flag and the feature bin indices. Its key is derived from the batch's content (the sorted
-dedup keys of its units in that window), so a redelivery of the same batch overwrites the same item,
-and its shard is derived from that key, so all shards are hit evenly and deterministically.
+review byte (bit 0 review, bit 1 routed as unknown) and the feature bin indices. Its key is derived
+from the batch's content (the sorted dedup keys of its units in that window), so a redelivery of the
+same batch overwrites the same item, and its shard is derived from that key, so all shards are hit
+evenly and deterministically.
 
 Exactly once is decided when the window is read: records of all the window's items are merged and
 de-duplicated by digest (a duplicate, a redelivery in a different composition, a crash between two
@@ -43,6 +44,8 @@ ATTR_RECORDS = "r"
 ATTR_FORMAT = "fmt"
 ATTR_FEATURES = "nf"
 ATTR_AT = "at"
+REVIEW_BIT = 1  # of a record's "rev" byte
+UNKNOWN_BIT = 2
 
 
 def digest(dedup_key: str) -> bytes:
@@ -66,6 +69,7 @@ class Contribution:
     confidence: float = 0.0
     review: bool = False
     features: Mapping[str, float] | None = None
+    unknown: bool = False  # routed to review as unknown (implies review)
 
 
 def encode(layout: CounterLayout, units: Sequence[Contribution]) -> NDArray[Any]:
@@ -81,7 +85,12 @@ def encode(layout: CounterLayout, units: Sequence[Contribution]) -> NDArray[Any]
     rec["id"] = [digest(u.dedup_key) for u in members]
     rec["pred"] = [u.predicted for u in members]
     rec["conf"] = [u.confidence if u.predicted >= 0 else 0.0 for u in members]
-    rec["rev"] = [bool(u.review) and u.predicted >= 0 for u in members]
+    # The review byte: bit 0 review, bit 1 unknown (a subset of review). Format 1 items written before
+    # the unknown route hold 0 or 1 and read back as no unknown events: no format change needed.
+    rec["rev"] = [
+        (REVIEW_BIT if u.review or u.unknown else 0) | (UNKNOWN_BIT if u.unknown else 0) if u.predicted >= 0 else 0
+        for u in members
+    ]
     for j, name in enumerate(names):
         values = [(u.features or {}).get(name, 0.0) if u.predicted >= 0 else 0.0 for u in members]
         rec["f"][:, j] = bin_index(values, layout.feature_edges[name])
@@ -207,6 +216,7 @@ def counters_from_records(layout: CounterLayout, records: NDArray[Any] | None) -
         layout=layout,
         events=int(events.size),
         review=int(np.count_nonzero(events["rev"])),
+        unknown=int(np.count_nonzero(events["rev"] & UNKNOWN_BIT)),
         quarantined=int(records.size - events.size),
         class_counts=np.bincount(events["pred"].astype(np.int64), minlength=layout.n_classes).astype(np.int64),
         confidence_counts=np.bincount(bin_index(conf, edges), minlength=edges.size - 1).astype(np.int64),

@@ -48,6 +48,7 @@ class _Unit:
     predicted: int = -1  # -1: quarantined
     confidence: float = 0.0
     review: bool = False
+    unknown: bool = False  # routed to review as unknown (the unknown score fired)
     features: Mapping[str, float] | None = None
 
 
@@ -174,7 +175,8 @@ class WindowRecorder:
         the item is the record's last write, and the drift function counts a pointer only once it has
         read the item behind it (:func:`pigeonhole.drift.compaction.compact_closed`)."""
         contributions = [
-            batches.Contribution(u.marker.key, u.predicted, u.confidence, u.review, u.features) for u in members
+            batches.Contribution(u.marker.key, u.predicted, u.confidence, u.review, u.features, u.unknown)
+            for u in members
         ]
         ttl = keys.expires_at(now, self.capture_ttl_days)  # as long as a redelivery can arrive
         items = batches.window_items(layout, version, window, contributions, shards=self.shards, expires_at=ttl)
@@ -262,6 +264,7 @@ class WindowRecorder:
                 predicted=item.label_index,
                 confidence=item.confidence,
                 review=item.route == "review",
+                unknown=item.route_reason == "unknown",
                 features={name: float(values[0]) for name, values in features.items()},
             )
         marker = {keys.PK: key, keys.TTL: ttl, "kind": "quarantine", "window": arrival_window, "reason": item.code}
