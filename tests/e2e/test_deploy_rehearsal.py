@@ -93,11 +93,13 @@ def test_every_rewrite_still_changes_the_template(rehearsal: Rehearsal) -> None:
     counts = rehearsal.deployment.rewrites
     assert list(counts) == [r.name for r in REWRITES]
     assert all(n > 0 for n in counts.values()), counts
-    # One key, two buses referenced five times, one mapping on the alias, two mappings, three functions.
+    # One key, two buses referenced five times, one mapping on the alias, two mappings, four functions
+    # (classifier, drift, feedback, golden hook), the new version named in the hook's policy and environment.
     assert counts["kms-key-tags"] == 1
     assert counts["event-source-mapping-on-function"] == 1
     assert counts["disable-event-source-mappings"] == 2
-    assert counts["function-layers-dropped"] == 3
+    assert counts["function-layers-dropped"] == 4
+    assert counts["version-ref-to-arn"] == 2
 
 
 def test_moto_skips_exactly_the_known_resource_types(rehearsal: Rehearsal) -> None:

@@ -43,6 +43,11 @@ def tiny_template() -> dict[str, Any]:
                     "FunctionName": {"Fn::Join": ["", [{"Fn::Select": [6, {"Fn::Split": [":", {"Ref": "Alias"}]}]}]]},
                 },
             },
+            "Version": {"Type": "AWS::Lambda::Version", "Properties": {"FunctionName": {"Ref": "Fn"}}},
+            "HookPolicy": {
+                "Type": "AWS::IAM::Policy",
+                "Properties": {"PolicyDocument": {"Statement": [{"Resource": {"Ref": "Version"}}]}},
+            },
             "Alarm": {"Type": "AWS::CloudWatch::Alarm", "Properties": {"AlarmName": "a"}},
             "Dashboard": {
                 "Type": "AWS::CloudWatch::Dashboard",
@@ -61,6 +66,7 @@ def test_every_rewrite_applies_once_to_the_tiny_template() -> None:
         "event-source-mapping-on-function": 1,
         "disable-event-source-mappings": 1,
         "getatt-on-skipped-types": 1,
+        "version-ref-to-arn": 1,
         "function-layers-dropped": 1,
     }
     resources = adjusted["Resources"]
@@ -73,6 +79,8 @@ def test_every_rewrite_applies_once_to_the_tiny_template() -> None:
     assert mapping == {"BatchSize": 10, "FunctionName": {"Ref": "Fn"}, "Enabled": False}
     body = json.dumps(resources["Dashboard"]["Properties"]["DashboardBody"])
     assert "Fn::GetAtt" not in body
+    hook_resource = resources["HookPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]["Resource"]
+    assert hook_resource == {"Fn::Join": ["", [{"Fn::GetAtt": ["Fn", "Arn"]}, ":moto-version"]]}
     assert "arn:${AWS::Partition}:cloudwatch:" in body
 
 

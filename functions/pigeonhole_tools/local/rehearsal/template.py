@@ -204,6 +204,23 @@ def getatt_on_skipped_types(template: Template) -> int:
     return _replace_in_resources(template, match)
 
 
+def version_refs_to_arns(template: Template) -> int:
+    versions = {
+        logical_id: resource.get("Properties", {}).get("FunctionName")
+        for logical_id, resource in _resources(template, "AWS::Lambda::Version")
+    }
+
+    def match(node: Any) -> Any | None:
+        target = _ref_target(node)
+        if target is None or target not in versions:
+            return None
+        function = _ref_target(versions[target])
+        base: Any = {"Fn::GetAtt": [function, "Arn"]} if function is not None else versions[target]
+        return {"Fn::Join": ["", [base, ":moto-version"]]}
+
+    return _replace_in_resources(template, match)
+
+
 def drop_function_layers(template: Template) -> int:
     count = 0
     for _, resource in _resources(template, "AWS::Lambda::Function"):
@@ -250,6 +267,14 @@ REWRITES: Final[tuple[Rewrite, ...]] = (
         "Fn::GetAtt on a resource moto skipped (alarm ARNs in composite alarm rules and the dashboard body, the "
         "alias's version) fails with 'undefined resource'. The value becomes a labelled placeholder string.",
         getatt_on_skipped_types,
+    ),
+    Rewrite(
+        "version-ref-to-arn",
+        "moto resolves a Ref to an AWS::Lambda::Version to its model object instead of the version ARN: an IAM "
+        "policy naming it (the golden hook may invoke only the new version) fails create_stack with a 500 "
+        "(TypeError: LambdaVersion is not JSON serializable). The value becomes the function ARN with a "
+        "labelled placeholder qualifier; the rehearsal never invokes the hook.",
+        version_refs_to_arns,
     ),
     Rewrite(
         "function-layers-dropped",
