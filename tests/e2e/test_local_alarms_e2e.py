@@ -76,7 +76,12 @@ def test_metrics_put_evaluated_and_notified_through_sns(emulator: Emulator) -> N
     assert [p["AlarmName"] for p in pages] == [f"{names.prefix}-drift-page"]
     assert pages[0]["OldStateValue"] == "OK"
     assert pages[0]["NewStateValue"] == "ALARM"
-    assert sorted(t["AlarmName"] for t in tickets) == [f"{names.prefix}-drift-warn", f"{names.prefix}-quarantine-rate"]
+    # The canary's quarantine rate reads the same ModelVersion-bound points (2 of its last 3 minutes at 10 %).
+    assert sorted(t["AlarmName"] for t in tickets) == [
+        f"{names.prefix}-canary-quarantine-rate",
+        f"{names.prefix}-drift-warn",
+        f"{names.prefix}-quarantine-rate",
+    ]
     assert la.notification_line(pages[0]).startswith(f"PAGE: {names.prefix}-drift-page OK -> ALARM")
     # Still in ALARM at the next evaluation: nothing new is published.
     evaluator.evaluate(datetime.fromtimestamp(base + 899, UTC))
