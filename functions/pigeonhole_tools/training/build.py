@@ -22,7 +22,6 @@ import platform
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +33,24 @@ from pigeonhole.model.features import NORMALIZATION, normalize_batch
 from pigeonhole.model.manifest import DataFingerprint, InputField, InputSpec, Manifest, Thresholds
 from pigeonhole.model.session import make_session
 from pigeonhole_tools.training import baseline as baseline_mod
+from pigeonhole_tools.training import (
+    calibrate,
+    decide,
+    evaluate,
+    export,
+    golden,
+    package,
+    quantize,
+    routes,
+    unknown_route,
+)
 from pigeonhole_tools.training import defaults as d
-from pigeonhole_tools.training import evaluate, export, golden, package, quantize
 from pigeonhole_tools.training.data import LabelledData, load_labelled, stratified_split, take
 from pigeonhole_tools.training.errors import BuildRefusedError, DataError
+from pigeonhole_tools.training.fingerprint import library_versions, platform_fingerprint
 from pigeonhole_tools.training.progress import Reporter
 from pigeonhole_tools.training.train import TrainedModel, TrainParams, train
 
-LIBRARIES = ("numpy", "scipy", "scikit-learn", "skl2onnx", "onnx", "onnxruntime", "pydantic")
 SELF_CHECK_EVENTS = 100  # a multiple of the scoring batch, so the runs have the same composition
 
 
@@ -69,6 +78,9 @@ class BuildOptions:
     top_k: int = d.TOP_K
     opset: int = d.OPSET
     refit: bool = d.REFIT
+    calibrate: bool = d.CALIBRATE
+    unknown_holdout_share: float = d.UNKNOWN_HOLDOUT_SHARE
+    unknown_target_known_share: float = d.UNKNOWN_TARGET_KNOWN_SHARE
     command: str = ""
 
 
@@ -140,63 +152,6 @@ def make_splits(opts: BuildOptions, ui: Reporter) -> Splits:
     return split
 
 
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for lib in LIBRARIES:
-        try:
-            versions[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            versions[lib] = "absent"
-    return versions
-
-
-# CPU features that select different float kernels in BLAS and onnxruntime (and so a model's last bits).
-_KERNEL_FLAGS = (
-    "sse4_1",
-    "sse4_2",
-    "avx",
-    "avx2",
-    "fma",
-    "f16c",
-    "avx512f",
-    "avx512bw",
-    "avx512vl",
-    "avx512_vnni",
-    "asimd",
-)
-
-
-def platform_fingerprint() -> dict[str, object]:
-    """What decides a build's float bits besides library versions: CPU, kernel flags and BLAS threading.
-
-    Byte identity of a rebuilt model is a property of one machine; tests compare bytes only where
-    this fingerprint (and the library versions) match, and compare quality everywhere else.
-    """
-    from threadpoolctl import threadpool_info  # a scikit-learn dependency: training only
-
-    cpu_model, flags = "unknown", set[str]()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "model name" and cpu_model == "unknown":
-                cpu_model = value.strip()
-            elif key in ("flags", "Features") and not flags:
-                flags = set(value.split())
-    keys = ("internal_api", "version", "architecture", "num_threads", "threading_layer")
-    blas = sorted(
-        ({k: info.get(k) for k in keys} for info in threadpool_info() if info.get("user_api") == "blas"),
-        key=lambda entry: (str(entry["internal_api"]), str(entry["version"])),
-    )
-    return {
-        "machine": platform.machine(),
-        "cpu_model": cpu_model,
-        "kernel_flags": sorted(f for f in _KERNEL_FLAGS if f in flags),
-        "blas": blas,
-    }
-
-
 def _indices(labels: list[str], classes: list[str]) -> NDArray[np.int64]:
     index = {c: i for i, c in enumerate(classes)}
     return np.asarray([index[label] for label in labels], dtype=np.int64)
@@ -212,11 +167,17 @@ class Graphs:
     weights: quantize.WeightReport
 
 
-def _export_and_quantize(model: TrainedModel, spec: InputSpec, opts: BuildOptions, directory: Path) -> Graphs:
-    """fp32 graph, then int8; refuse unless the int8 graph's weight bytes really are int8."""
+def _export_and_quantize(
+    model: TrainedModel, spec: InputSpec, opts: BuildOptions, directory: Path, temperature: float | None = None
+) -> Graphs:
+    """fp32 graph (logits / temperature inside it when given), then int8; refuse unless int8 really dominates."""
     directory.mkdir(parents=True, exist_ok=True)
     fp32_path, int8_path = directory / "model.fp32.onnx", directory / "model.int8.onnx"
-    export.save(export.to_onnx(model, spec.onnx_input, spec.onnx_probabilities_output, opts.opset), fp32_path)
+    graph = export.to_onnx(model, spec.onnx_input, spec.onnx_probabilities_output, opts.opset)
+    if temperature is not None:
+        calibrate.insert_temperature(graph, spec.onnx_probabilities_output, temperature)
+        onnx.checker.check_model(graph)
+    export.save(graph, fp32_path)
     quantize.quantize_int8(fp32_path, int8_path)
     weights = quantize.weight_report(onnx.load(str(int8_path)))
     quantize.check_int8(weights, opts.min_int8_share)
@@ -242,14 +203,9 @@ def _score(graphs: Graphs, split: Splits, spec: InputSpec, threads: int) -> Scor
     )
 
 
-def _choose_threshold(
-    threshold_graphs: Graphs, split: Splits, spec: InputSpec, opts: BuildOptions
-) -> evaluate.ThresholdChoice:
-    """Lowest confidence whose auto-routed accuracy reaches the target, on validation rows the model never saw."""
-    session = make_session(threshold_graphs.int8.read_bytes(), threads=opts.threads)
-    p_val = evaluate.score_in_batches(session, split.validation_texts, spec.onnx_input, spec.onnx_probabilities_output)
-    y_val = _indices(split.validation_labels, threshold_graphs.model.classes)
-    return evaluate.select_threshold(p_val.max(axis=1), p_val.argmax(axis=1) == y_val, opts.target_auto_precision)
+def _score_int8(graphs: Graphs, texts: list[str], spec: InputSpec, threads: int) -> NDArray[np.float32]:
+    session = make_session(graphs.int8.read_bytes(), threads=threads)
+    return evaluate.score_in_batches(session, texts, spec.onnx_input, spec.onnx_probabilities_output)
 
 
 def _threshold_record(
@@ -366,6 +322,63 @@ def _write_manifest_and_golden(manifest: Manifest, staging: Path, opts: BuildOpt
     return golden.add_golden(staging, split.eval_texts, split.eval_labels, source=source, seed=opts.params.seed)
 
 
+def _get(tree: object, *path: str) -> float:
+    for key in path:
+        tree = tree[key] if isinstance(tree, dict) else None
+    return _float(tree)
+
+
+def _validation_decisions(
+    split: Splits, spec: InputSpec, opts: BuildOptions, ui: Reporter, directory: Path
+) -> tuple[TrainedModel, decide.Decisions]:
+    """Train without the validation rows; its int8 scores of them fit T, then choose the thresholds."""
+    held_out_model = _train(split.train_texts, split.train_labels, opts, ui, "training (validation held out)", split)
+    with ui.step("Exporting to ONNX and quantizing to int8"):
+        held_out = _export_and_quantize(held_out_model, spec, opts, directory)
+    with ui.step("Calibrating and choosing the review thresholds on the validation rows"):
+        p_val_raw = _score_int8(held_out, split.validation_texts, spec, opts.threads)
+        y_val = _indices(split.validation_labels, held_out_model.classes)
+        decisions, _ = decide.decide(
+            p_val_raw, y_val, held_out_model.classes, opts.target_auto_precision, opts.calibrate
+        )
+    quality = decisions.validation_quality
+    ui.info(
+        f"temperature {decisions.temperature:.4f}: validation ECE {quality['before']['ece_15']:.4f} -> "
+        f"{quality['after']['ece_15']:.4f}; {len(decisions.per_class)} class(es) get their own threshold"
+    )
+    if not decisions.review.reached_target:
+        ui.warn(
+            f"no threshold reaches auto-routed accuracy {opts.target_auto_precision} on validation: "
+            "every event goes to review (threshold 1.0)"
+        )
+    return held_out_model, decisions
+
+
+def _routing_records(
+    decisions: decide.Decisions,
+    unknown_fit: routes.UnknownFit | None,
+    unknown_record: dict[str, object],
+    split: Splits,
+    classes: list[str],
+    scored: Scored,
+    vocabulary: frozenset[str],
+    opts: BuildOptions,
+) -> tuple[dict[str, object], dict[str, object]]:
+    """Calibration and per-class records on eval; the unknown record gains the eval routing (in place)."""
+    y_eval = _indices(split.eval_labels, classes)
+    calibration = decide.calibration_record(
+        decisions.temperature, decisions, scored.fp32, scored.int8, y_eval, opts.refit
+    )
+    per_class = decide.per_class_record(decisions, classes, opts.target_auto_precision, scored.int8, y_eval)
+    if unknown_fit is not None:
+        picked = {c.label: c.threshold for c in decisions.per_class}
+        vector = decide.class_threshold_vector(classes, decisions.review.threshold, picked)
+        unknown_record["eval"] = unknown_route.on_eval(
+            unknown_fit, scored.int8, y_eval, split.eval_texts, vocabulary, vector
+        )
+    return calibration, per_class
+
+
 def run_build(opts: BuildOptions, ui: Reporter | None = None) -> Manifest:
     """Build, gate and install a package into opts.out; raise DataError / BuildRefusedError otherwise."""
     ui = ui or Reporter()
@@ -375,27 +388,32 @@ def run_build(opts: BuildOptions, ui: Reporter | None = None) -> Manifest:
 
     with tempfile.TemporaryDirectory(prefix="pigeonhole-build-") as scratch_name:
         scratch = Path(scratch_name)
-        # 1. A model that never sees the validation rows: its int8 graph chooses the review threshold.
-        held_out_model = _train(
-            split.train_texts, split.train_labels, opts, ui, "training (validation held out)", split
+        # 1. A model that never sees the validation rows fits the temperature and chooses the thresholds.
+        held_out_model, decisions = _validation_decisions(split, spec, opts, ui, scratch / "held-out")
+        choice, temperature = decisions.review, decisions.temperature
+        # 2. The unknown score, from a model that never saw some intents (a third training).
+        unknown_fit, unknown_record = unknown_route.fit(
+            split,
+            opts.unknown_holdout_share,
+            opts.unknown_target_known_share,
+            opts.params.seed + 2,
+            opts.calibrate,
+            lambda texts, labels, title: _train(texts, labels, opts, ui, title, None),
+            lambda m, where, texts: _score_int8(_export_and_quantize(m, spec, opts, where), texts, spec, opts.threads),
+            scratch / "unknown",
+            ui,
         )
-        with ui.step("Exporting to ONNX and quantizing to int8"):
-            held_out = _export_and_quantize(held_out_model, spec, opts, scratch / "held-out")
-        with ui.step("Choosing the review threshold on the validation rows"):
-            choice = _choose_threshold(held_out, split, spec, opts)
-        if not choice.reached_target:
-            ui.warn(
-                f"no threshold reaches auto-routed accuracy {opts.target_auto_precision} on validation: "
-                "every event goes to review (threshold 1.0)"
-            )
-        # 2. With --refit (default) the shipped model learns from every training row, validation included.
-        shipped = held_out
+        # 3. With --refit (default) the shipped model learns from every training row, validation included.
         if opts.refit:
             all_texts = split.train_texts + normalize_batch(split.validation_texts)
             all_labels = split.train_labels + split.validation_labels
-            refit_model = _train(all_texts, all_labels, opts, ui, "training (all training rows)", None)
-            with ui.step("Exporting to ONNX and quantizing to int8"):
-                shipped = _export_and_quantize(refit_model, spec, opts, scratch / "refit")
+            shipped_model = _train(all_texts, all_labels, opts, ui, "training (all training rows)", None)
+        else:
+            shipped_model = held_out_model
+        with ui.step("Exporting to ONNX (calibrated) and quantizing to int8"):
+            shipped = _export_and_quantize(
+                shipped_model, spec, opts, scratch / "shipped", temperature if opts.calibrate else None
+            )
         model, classes = shipped.model, shipped.model.classes
         ui.info(f"int8 holds {shipped.weights.int8_share:.1%} of the initializer bytes")
 
@@ -409,11 +427,18 @@ def run_build(opts: BuildOptions, ui: Reporter | None = None) -> Manifest:
                 f"--max-accuracy-drop {opts.max_accuracy_drop}: not packaging this model"
             )
         threshold = _threshold_record(choice, split, classes, scored, opts)
+        vocabulary = model.unigram_vocabulary()
+        calibration, per_class = _routing_records(
+            decisions, unknown_fit, unknown_record, split, classes, scored, frozenset(vocabulary), opts
+        )
+        ui.info(
+            f"eval ECE int8 {_get(calibration, 'eval', 'int8', 'before', 'ece_15'):.4f} -> "
+            f"{_get(calibration, 'eval', 'int8', 'after', 'ece_15'):.4f} (T = {temperature:.4f})"
+        )
         ui.info(f"review threshold {choice.threshold:.4f} ({_routing_summary(threshold)})")
         with ui.step("Measuring latency (1 thread, median)"):
             latency = _latency(shipped.fp32, shipped.int8, split.eval_texts, spec, opts.latency_repeats)
         with ui.step("Computing the drift baseline (int8, eval set)"):
-            vocabulary = model.unigram_vocabulary()
             drift = baseline_mod.drift_baseline(
                 normalize_batch(split.eval_texts), scored.int8, frozenset(vocabulary), len(classes)
             )
@@ -436,9 +461,13 @@ def run_build(opts: BuildOptions, ui: Reporter | None = None) -> Manifest:
             "quantization": {"weight_type": "QInt8", "method": "dynamic", **shipped.weights.as_dict()},
             "latency": latency,
             "review_threshold": threshold,
+            "calibration": calibration,
+            "per_class_thresholds": per_class,
+            "unknown": unknown_record,
             "training": {
                 "shipped_model": _training_record(model),
                 "threshold_model": _training_record(held_out_model) if opts.refit else "same as shipped_model",
+                "unknown_model": unknown_record.get("training", "not trained"),
             },
         }
         fingerprint = DataFingerprint(

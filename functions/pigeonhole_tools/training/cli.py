@@ -72,6 +72,22 @@ def build(
         float,
         typer.Option(min=0.0, max=1.0, help="Accuracy the auto-routed events must reach on validation."),
     ] = d.TARGET_AUTO_PRECISION,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate/--no-calibrate", help="Temperature scaling fitted on the validation rows, inside the graph."
+        ),
+    ] = d.CALIBRATE,
+    unknown_holdout_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=0.5, help="Share of intents a third training leaves out to fit the unknown score (0: none)."
+        ),
+    ] = d.UNKNOWN_HOLDOUT_SHARE,
+    unknown_target_known_share: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Unknown threshold: at most this share of known validation events."),
+    ] = d.UNKNOWN_TARGET_KNOWN_SHARE,
     threads: Annotated[int, typer.Option(min=1, help="onnxruntime threads for the accuracy passes.")] = d.THREADS,
     latency_repeats: Annotated[int, typer.Option(min=1, help="Timed runs per latency figure.")] = d.LATENCY_REPEATS,
     input_field: Annotated[
@@ -105,6 +121,9 @@ def build(
         refit=refit,
         max_accuracy_drop=max_accuracy_drop,
         target_auto_precision=target_auto_precision,
+        calibrate=calibrate,
+        unknown_holdout_share=unknown_holdout_share,
+        unknown_target_known_share=unknown_target_known_share,
         min_int8_share=min_int8_share,
         threads=threads,
         latency_repeats=latency_repeats,
@@ -123,6 +142,64 @@ def build(
         raise typer.Exit(EXIT_REFUSED) from exc
     Console().print(summary_table(manifest))
     err.print(f"[green]wrote[/green] {out} ({manifest.name} {manifest.version}, sha256 {manifest.model.sha256[:12]}…)")
+
+
+@model_app.command("evaluate-unknown")
+def evaluate_unknown_cmd(
+    data: Annotated[Path, typer.Option("--data", help="Labelled training data (.csv or .jsonl).")],
+    eval_data: Annotated[Path, typer.Option("--eval-data", help="Labelled test data.")],
+    report: Annotated[Path, typer.Option("--report", help="Where to write the JSON report.")],
+    text_column: Annotated[str, typer.Option("--text-column")] = "text",
+    label_column: Annotated[str, typer.Option("--label-column")] = "category",
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds, one build each.")] = "0,1,2",
+    unseen: Annotated[int, typer.Option("--unseen", min=1, help="Intents removed per seed.")] = 10,
+    latency_repeats: Annotated[int, typer.Option(min=1)] = 5,
+) -> None:
+    """Hold intents out of the build (per seed), then measure how the package routes their test events."""
+    import json
+
+    from pigeonhole_tools.training.build import BuildOptions
+    from pigeonhole_tools.training.progress import Reporter
+    from pigeonhole_tools.training.unknown_eval import evaluate_unknown
+
+    err = Console(stderr=True)
+    base = BuildOptions(
+        data=data,
+        eval_data=eval_data,
+        name="unknown-eval",
+        version="0.0.0",
+        out=report.parent / "unused",
+        text_column=text_column,
+        label_column=label_column,
+        latency_repeats=latency_repeats,
+    )
+    result = evaluate_unknown(base, [int(s) for s in seeds.split(",")], unseen, Reporter(err))
+    report.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    Console().print(unknown_table(result))
+    err.print(f"[green]wrote[/green] {report}")
+
+
+def unknown_table(result: dict[str, object]) -> Table:
+    """Mean ± sd over seeds: recall of never-seen intents at each known-intent accuracy, both methods."""
+    summary = result["summary"]
+    table = Table(title=f"never-seen intents ({result['n_unseen_intents']} per seed)")
+    table.add_column("known-intent accuracy ≥")
+    table.add_column("unseen recall, unknown score", justify="right")
+    table.add_column("unseen recall, max-prob only", justify="right")
+    levels = _get(summary, "recall_at_known_accuracy")
+    if isinstance(levels, dict):
+        for level in levels.get("unknown_score", {}):
+            cells = []
+            for method in ("unknown_score", "max_prob"):
+                cell = _get(levels, method, level)
+                cells.append(f"{cell['mean']:.3f} ± {cell['sd']:.3f}" if isinstance(cell, dict) else "unreached")
+            table.add_row(level, *cells)
+    op = _get(summary, "operating_point")
+    if isinstance(op, dict):
+        for key, cell in op.items():
+            if isinstance(cell, dict):
+                table.add_row(f"operating point: {key}", f"{cell['mean']:.4f} ± {cell['sd']:.4f}", "")
+    return table
 
 
 @model_app.command("verify")

@@ -29,3 +29,7 @@ INPUT_FIELD: Final = "text"
 MAX_CHARS: Final = 2000
 TOP_K: Final = 3
 OPSET: Final = 17
+CALIBRATE: Final = True  # temperature scaling fitted on the validation rows, inside the graph
+UNKNOWN_HOLDOUT_SHARE: Final = 0.13  # intents left out of a third training to fit the unknown score (10 of 77)
+UNKNOWN_TARGET_KNOWN_SHARE: Final = 0.05  # at most this share of known-intent validation events scored unknown
+MIN_CLASSES_FOR_UNKNOWN: Final = 5  # fewer classes: no intents to spare, no unknown score is fitted

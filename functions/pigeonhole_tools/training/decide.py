@@ -1,0 +1,121 @@
+"""The build's decisions on validation rows, and their records: temperature, review thresholds, unknown score.
+
+Kept apart from build.py (which trains and exports) so each decision is a function of probability
+matrices and labels, with the record the manifest keeps next to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pigeonhole_tools.training import calibrate, evaluate, routes
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """What the validation rows decided for the shipped model."""
+
+    temperature: float  # 1.0 when calibration is off
+    review: evaluate.ThresholdChoice
+    per_class: list[routes.ClassThreshold]
+    validation_quality: dict[str, dict[str, float]]  # calibration before/after on the validation rows
+
+
+def decide(
+    p_val_raw: NDArray[np.floating],
+    y_val: NDArray[np.int64],
+    classes: list[str],
+    target: float,
+    calibrate_on: bool,
+) -> tuple[Decisions, NDArray[np.float64]]:
+    """Fit T on uncalibrated validation probabilities, then choose the thresholds on the calibrated ones."""
+    temperature = calibrate.fit_temperature(p_val_raw, y_val) if calibrate_on else 1.0
+    p_val = calibrate.apply_temperature(p_val_raw, temperature)
+    conf, pred = p_val.max(axis=1), p_val.argmax(axis=1)
+    correct = pred == y_val
+    review = evaluate.select_threshold(conf, correct, target)
+    per_class = routes.per_class_thresholds(conf, pred, correct, classes, review.threshold, target)
+    quality = {"before": calibrate.quality(p_val_raw, y_val), "after": calibrate.quality(p_val, y_val)}
+    return Decisions(temperature, review, per_class, quality), p_val
+
+
+def class_threshold_vector(classes: list[str], review: float, per_class: dict[str, float]) -> NDArray[np.float64]:
+    return np.asarray([per_class.get(c, review) for c in classes], dtype=np.float64)
+
+
+def per_class_record(
+    decisions: Decisions,
+    classes: list[str],
+    target: float,
+    eval_probs: NDArray[np.floating],
+    y_eval: NDArray[np.int64],
+) -> dict[str, object]:
+    """Per-class thresholds, the rule that chose them, and coverage/accuracy with and without them on eval."""
+    conf, pred = eval_probs.max(axis=1), eval_probs.argmax(axis=1)
+    correct = pred == y_eval
+    review = decisions.review.threshold
+    picked = {c.label: c.threshold for c in decisions.per_class}
+    vector = class_threshold_vector(classes, review, picked)
+    coverage, accuracy = routes.per_class_routed(conf, pred, correct, vector)
+    global_cov, global_acc = evaluate.routed(conf, correct, review)
+    per_label: dict[str, object] = {}
+    for c in decisions.per_class:
+        index = classes.index(c.label)
+        mine = pred == index
+        cls_cov, cls_acc = evaluate.routed(conf[mine], correct[mine], c.threshold) if mine.any() else (0.0, 1.0)
+        g_cov, g_acc = evaluate.routed(conf[mine], correct[mine], review) if mine.any() else (0.0, 1.0)
+        per_label[c.label] = {
+            "threshold": c.threshold,
+            "validation": {
+                "n_auto_at_global": c.n_predicted,
+                "precision_at_global": round(c.precision_at_global, 6),
+                "precision_after": round(c.precision_after, 6),
+                "coverage_after": round(c.coverage_after, 6),
+            },
+            "eval": {
+                "n_predicted": int(mine.sum()),
+                "global": {"coverage": round(g_cov, 6), "auto_accuracy": round(g_acc, 6)},
+                "own": {"coverage": round(cls_cov, 6), "auto_accuracy": round(cls_acc, 6)},
+            },
+        }
+    return {
+        "target_auto_precision": target,
+        "rule": (
+            f"a class gets its own threshold when its validation auto-routed precision at the global threshold "
+            f"is significantly below the target (Wilson {routes.WILSON_Z} upper bound < target, >= "
+            f"{routes.MIN_CLASS_EVENTS} events); the threshold is the lowest reaching the target on its events"
+        ),
+        "thresholds": picked,
+        "classes": per_label,
+        "eval": {
+            "global_only": {"coverage": round(global_cov, 6), "auto_accuracy": round(global_acc, 6)},
+            "with_per_class": {"coverage": round(coverage, 6), "auto_accuracy": round(accuracy, 6)},
+        },
+    }
+
+
+def calibration_record(
+    temperature: float,
+    decisions: Decisions,
+    fp32: NDArray[np.floating],
+    int8: NDArray[np.floating],
+    y_eval: NDArray[np.int64],
+    refit: bool,
+) -> dict[str, object]:
+    fitted_on = "validation rows (NLL), int8 probabilities of the model trained without them"
+    if refit:
+        fitted_on += "; the same T is applied to the refit shipped model"
+    return {
+        "method": "temperature" if temperature != 1.0 else "none",
+        "temperature": temperature,
+        "fitted_on": fitted_on,
+        "in_graph": "Mul(logits, 1/T) before the final Softmax; fp32 and int8 share T",
+        "validation": decisions.validation_quality,
+        "eval": {
+            "fp32": calibrate.before_after(fp32, y_eval, temperature),
+            "int8": calibrate.before_after(int8, y_eval, temperature),
+        },
+    }
