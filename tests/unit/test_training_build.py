@@ -185,6 +185,35 @@ def test_the_manifest_records_what_the_contract_needs(built: tuple[Path, str], d
     assert {"scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy"} <= set(libraries)
 
 
+def test_the_package_is_calibrated_inside_the_graph_and_records_its_routing_numbers(built: tuple[Path, str]) -> None:
+    out, _ = built
+    manifest = load_manifest(out)
+    graph = onnx.load(str(out / MODEL_FILE))
+    (mul,) = [n for n in graph.graph.node if n.name == "pigeonhole_temperature"]
+    softmax = next(n for n in graph.graph.node if n.op_type == "Softmax")
+    assert softmax.input[0] == mul.output[0]  # logits / T feed the final softmax
+    calibration = manifest.metrics["calibration"]
+    assert isinstance(calibration, dict)
+    temperature = calibration["temperature"]
+    inverse = next(i for i in graph.graph.initializer if i.name == mul.input[1])
+    assert float(numpy_helper.to_array(inverse)) == pytest.approx(1.0 / temperature, rel=1e-6)
+    for kind in ("fp32", "int8"):
+        before, after = calibration["eval"][kind]["before"], calibration["eval"][kind]["after"]
+        assert before["accuracy"] == after["accuracy"]  # temperature never changes a label
+        assert set(after) == {"ece_15", "brier", "nll", "accuracy"}
+    per_class = manifest.metrics["per_class_thresholds"]
+    assert isinstance(per_class, dict)
+    assert per_class["target_auto_precision"] == 0.9
+    assert set(per_class["thresholds"]) <= set(manifest.classes)
+    unknown = manifest.metrics["unknown"]
+    assert isinstance(unknown, dict)
+    assert unknown["fitted"] is True
+    assert len(unknown["weights"]) == len(unknown["features"]) == 5
+    assert len(unknown["fitted_on"]["left_out_intents"]) == 1  # round(0.13 * 5)
+    assert unknown["evaluation"]["fitting_rows"]["known_share_unknown"] <= 0.05
+    assert 0.0 <= unknown["eval"]["share_unknown"] <= 1.0
+
+
 def test_progress_and_summary_are_printed(built: tuple[Path, str]) -> None:
     _, output = built
     assert "training" in output

@@ -53,6 +53,13 @@ def build(
     ] = d.REFIT,
     epochs: Annotated[int, typer.Option(min=1, rich_help_panel=_TRAINING)] = d.EPOCHS,
     hidden: Annotated[int, typer.Option(min=1, help="MLP hidden units.", rich_help_panel=_TRAINING)] = d.HIDDEN,
+    layers: Annotated[int, typer.Option(min=1, max=3, help="MLP hidden layers.", rich_help_panel=_TRAINING)] = d.LAYERS,
+    word_ngrams: Annotated[
+        str, typer.Option(help="Word n-gram range, e.g. 1,2.", rich_help_panel=_TRAINING)
+    ] = ",".join(map(str, d.WORD_NGRAMS)),
+    char_ngrams: Annotated[
+        str, typer.Option(help="Character n-gram range, e.g. 1,4.", rich_help_panel=_TRAINING)
+    ] = ",".join(map(str, d.CHAR_NGRAMS)),
     batch_size: Annotated[int, typer.Option(min=1, rich_help_panel=_TRAINING)] = d.BATCH_SIZE,
     alpha: Annotated[float, typer.Option(min=0.0, help="L2 penalty.", rich_help_panel=_TRAINING)] = d.ALPHA,
     learning_rate: Annotated[
@@ -114,7 +121,15 @@ def build(
         label_column=label_column,
         eval_data=eval_data,
         params=TrainParams(
-            hidden=hidden, epochs=epochs, batch_size=batch_size, alpha=alpha, learning_rate=learning_rate, seed=seed
+            hidden=hidden,
+            layers=layers,
+            epochs=epochs,
+            batch_size=batch_size,
+            alpha=alpha,
+            learning_rate=learning_rate,
+            seed=seed,
+            word_ngrams=_ngram_range(word_ngrams),
+            char_ngrams=_ngram_range(char_ngrams),
         ),
         eval_fraction=eval_fraction,
         validation_fraction=validation_fraction,
@@ -154,12 +169,18 @@ def evaluate_unknown_cmd(
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds, one build each.")] = "0,1,2",
     unseen: Annotated[int, typer.Option("--unseen", min=1, help="Intents removed per seed.")] = 10,
     latency_repeats: Annotated[int, typer.Option(min=1)] = 5,
+    refit: Annotated[
+        bool, typer.Option("--refit/--no-refit", help="As in build; --no-refit saves one training per seed.")
+    ] = d.REFIT,
+    epochs: Annotated[int, typer.Option(min=1)] = d.EPOCHS,
+    hidden: Annotated[int, typer.Option(min=1)] = d.HIDDEN,
 ) -> None:
     """Hold intents out of the build (per seed), then measure how the package routes their test events."""
     import json
 
     from pigeonhole_tools.training.build import BuildOptions
     from pigeonhole_tools.training.progress import Reporter
+    from pigeonhole_tools.training.train import TrainParams
     from pigeonhole_tools.training.unknown_eval import evaluate_unknown
 
     err = Console(stderr=True)
@@ -172,6 +193,8 @@ def evaluate_unknown_cmd(
         text_column=text_column,
         label_column=label_column,
         latency_repeats=latency_repeats,
+        refit=refit,
+        params=TrainParams(epochs=epochs, hidden=hidden),
     )
     result = evaluate_unknown(base, [int(s) for s in seeds.split(",")], unseen, Reporter(err))
     report.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
@@ -242,6 +265,17 @@ def golden_set(
         f"[green]wrote[/green] {model_dir / spec.file}: {spec.n_events} events over {spec.n_classes} classes, "
         f"int8 accuracy {spec.accuracy_int8:.4f}, min_accuracy {spec.min_accuracy}, min_agreement {spec.min_agreement}"
     )
+
+
+def _ngram_range(text: str) -> tuple[int, int]:
+    """'1,2' -> (1, 2); a bad range is a usage error, not a traceback."""
+    try:
+        low, high = (int(part) for part in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"expected two integers like 1,2, got {text!r}") from None
+    if not 1 <= low <= high:
+        raise typer.BadParameter(f"n-gram range {text!r} must satisfy 1 <= low <= high")
+    return low, high
 
 
 def _command_line(ctx: typer.Context) -> str:

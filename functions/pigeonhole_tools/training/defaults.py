@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Final
 
 HIDDEN: Final = 128
+LAYERS: Final = 1
 EPOCHS: Final = 8
 BATCH_SIZE: Final = 64
 ALPHA: Final = 1e-4

@@ -31,6 +31,7 @@ class TrainParams:
     """Hyper-parameters of the recipe; recorded verbatim in the manifest's build info."""
 
     hidden: int = d.HIDDEN
+    layers: int = d.LAYERS
     epochs: int = d.EPOCHS
     batch_size: int = d.BATCH_SIZE
     alpha: float = d.ALPHA
@@ -119,7 +120,7 @@ def train(
         x_monitor = features.transform(list(monitor[0])).astype(np.float32)
         y_monitor = np.asarray(monitor[1], dtype=object)
     mlp = MLPClassifier(
-        hidden_layer_sizes=(params.hidden,),
+        hidden_layer_sizes=(params.hidden,) * params.layers,
         alpha=params.alpha,
         batch_size=params.batch_size,
         learning_rate_init=params.learning_rate,
