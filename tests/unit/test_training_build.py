@@ -212,6 +212,14 @@ def test_the_package_is_calibrated_inside_the_graph_and_records_its_routing_numb
     assert len(unknown["fitted_on"]["left_out_intents"]) == 1  # round(0.13 * 5)
     assert unknown["evaluation"]["fitting_rows"]["known_share_unknown"] <= 0.05
     assert 0.0 <= unknown["eval"]["share_unknown"] <= 1.0
+    # The typed blocks the runtime applies carry the same numbers.
+    assert manifest.unknown is not None
+    assert manifest.unknown.weights == unknown["weights"]
+    assert manifest.unknown.threshold == unknown["threshold"]
+    assert manifest.unknown.target["max_known_share_unknown"] == 0.05
+    assert manifest.drift_baseline.unknown_rate == unknown["eval"]["share_unknown"]
+    assert manifest.thresholds.per_class == per_class["thresholds"]
+    assert manifest.thresholds.selection["target_auto_precision"] == 0.9
 
 
 def test_progress_and_summary_are_printed(built: tuple[Path, str]) -> None:

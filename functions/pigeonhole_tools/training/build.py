@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from pigeonhole.constants import MODEL_FILE
 from pigeonhole.model.features import NORMALIZATION, normalize_batch
-from pigeonhole.model.manifest import DataFingerprint, InputField, InputSpec, Manifest, Thresholds
+from pigeonhole.model.manifest import DataFingerprint, DriftBaseline, InputField, InputSpec, Manifest, Thresholds
 from pigeonhole.model.session import make_session
 from pigeonhole_tools.training import baseline as baseline_mod
 from pigeonhole_tools.training import (
@@ -208,40 +208,6 @@ def _score_int8(graphs: Graphs, texts: list[str], spec: InputSpec, threads: int)
     return evaluate.score_in_batches(session, texts, spec.onnx_input, spec.onnx_probabilities_output)
 
 
-def _threshold_record(
-    choice: evaluate.ThresholdChoice, split: Splits, classes: list[str], scored: Scored, opts: BuildOptions
-) -> dict[str, object]:
-    """The threshold, what it did on validation, and what it does with the shipped int8 model on eval."""
-    y_eval = _indices(split.eval_labels, classes)
-    coverage, auto_accuracy = evaluate.routed(
-        scored.int8.max(axis=1), scored.int8.argmax(axis=1) == y_eval, choice.threshold
-    )
-    chosen_on = (
-        "validation rows carved from the training data, scored by the int8 graph of a model trained without them"
-    )
-    if opts.refit:
-        chosen_on += "; the shipped model was then refit on all training rows (same recipe and seed)"
-    return {
-        "target_auto_precision": opts.target_auto_precision,
-        "review_confidence": choice.threshold,
-        "reached_target": choice.reached_target,
-        "chosen_on": chosen_on,
-        "validation": {"n_events": choice.n_events, "coverage": choice.coverage, "auto_accuracy": choice.auto_accuracy},
-        "eval": {"n_events": int(y_eval.size), "coverage": coverage, "auto_accuracy": auto_accuracy},
-    }
-
-
-def _routing_summary(threshold: dict[str, object]) -> str:
-    parts = []
-    for split_name in ("validation", "eval"):
-        numbers = threshold[split_name]
-        if isinstance(numbers, dict):
-            parts.append(
-                f"{split_name}: {numbers['coverage']:.1%} auto-routed at {numbers['auto_accuracy']:.4f} accuracy"
-            )
-    return "; ".join(parts)
-
-
 def _latency(fp32_path: Path, int8_path: Path, texts: list[str], spec: InputSpec, repeats: int) -> dict[str, object]:
     """Per event and per batch of 10 at 1 thread, through the runtime path; medians."""
     io_names = (spec.onnx_input, spec.onnx_probabilities_output)
@@ -379,6 +345,16 @@ def _routing_records(
     return calibration, per_class
 
 
+def _drift_baseline(
+    split: Splits, scored: Scored, vocabulary: frozenset[str], n_classes: int, unknown_record: dict[str, object]
+) -> DriftBaseline:
+    """The int8 eval-set baseline, with the share the unknown score routes away when there is one."""
+    drift = baseline_mod.drift_baseline(normalize_batch(split.eval_texts), scored.int8, vocabulary, n_classes)
+    if unknown_record.get("fitted"):
+        drift = drift.model_copy(update={"unknown_rate": _get(unknown_record, "eval", "share_unknown")})
+    return drift
+
+
 def run_build(opts: BuildOptions, ui: Reporter | None = None) -> Manifest:
     """Build, gate and install a package into opts.out; raise DataError / BuildRefusedError otherwise."""
     ui = ui or Reporter()
@@ -426,7 +402,9 @@ def run_build(opts: BuildOptions, ui: Reporter | None = None) -> Manifest:
                 f"int8 accuracy {acc_int8:.4f} is {scored.accuracy_drop:.4f} below fp32 {acc_fp32:.4f}, more than "
                 f"--max-accuracy-drop {opts.max_accuracy_drop}: not packaging this model"
             )
-        threshold = _threshold_record(choice, split, classes, scored, opts)
+        threshold = decide.threshold_record(
+            choice, _indices(split.eval_labels, classes), scored.int8, opts.refit, opts.target_auto_precision
+        )
         vocabulary = model.unigram_vocabulary()
         calibration, per_class = _routing_records(
             decisions, unknown_fit, unknown_record, split, classes, scored, frozenset(vocabulary), opts
@@ -435,13 +413,11 @@ def run_build(opts: BuildOptions, ui: Reporter | None = None) -> Manifest:
             f"eval ECE int8 {_get(calibration, 'eval', 'int8', 'before', 'ece_15'):.4f} -> "
             f"{_get(calibration, 'eval', 'int8', 'after', 'ece_15'):.4f} (T = {temperature:.4f})"
         )
-        ui.info(f"review threshold {choice.threshold:.4f} ({_routing_summary(threshold)})")
+        ui.info(f"review threshold {choice.threshold:.4f} ({decide.routing_summary(threshold)})")
         with ui.step("Measuring latency (1 thread, median)"):
             latency = _latency(shipped.fp32, shipped.int8, split.eval_texts, spec, opts.latency_repeats)
         with ui.step("Computing the drift baseline (int8, eval set)"):
-            drift = baseline_mod.drift_baseline(
-                normalize_batch(split.eval_texts), scored.int8, frozenset(vocabulary), len(classes)
-            )
+            drift = _drift_baseline(split, scored, frozenset(vocabulary), len(classes), unknown_record)
 
         fp32_size, int8_size = shipped.fp32.stat().st_size, shipped.int8.stat().st_size
         metrics: dict[str, object] = {
@@ -492,7 +468,13 @@ def run_build(opts: BuildOptions, ui: Reporter | None = None) -> Manifest:
                 vocabulary=package.write_vocabulary(vocabulary, staging / package.VOCAB_FILE),
                 classes=classes,
                 input=spec,
-                thresholds=Thresholds(review_confidence=choice.threshold, top_k=min(opts.top_k, len(classes))),
+                thresholds=Thresholds(
+                    review_confidence=choice.threshold,
+                    top_k=min(opts.top_k, len(classes)),
+                    per_class={c.label: c.threshold for c in decisions.per_class},
+                    selection=decide.selection_record(per_class),
+                ),
+                unknown=None if unknown_fit is None else unknown_route.spec(unknown_fit, unknown_record),
                 drift_baseline=drift,
                 training_data=fingerprint,
                 metrics=metrics,

@@ -119,3 +119,44 @@ def calibration_record(
             "int8": calibrate.before_after(int8, y_eval, temperature),
         },
     }
+
+
+def selection_record(per_class: dict[str, object]) -> dict[str, object]:
+    """thresholds.selection: the target, the rule and the measured coverage (the full record is in metrics)."""
+    return {k: per_class[k] for k in ("target_auto_precision", "rule", "eval", "classes") if k in per_class}
+
+
+def threshold_record(
+    choice: evaluate.ThresholdChoice,
+    y_eval: NDArray[np.int64],
+    int8: NDArray[np.floating],
+    refit: bool,
+    target: float,
+) -> dict[str, object]:
+    """The global threshold, what it did on validation, and what it does with the shipped int8 model on eval."""
+    coverage, auto_accuracy = evaluate.routed(int8.max(axis=1), int8.argmax(axis=1) == y_eval, choice.threshold)
+    chosen_on = (
+        "validation rows carved from the training data, scored by the int8 graph of a model trained without them"
+        " (calibrated with the fitted temperature)"
+    )
+    if refit:
+        chosen_on += "; the shipped model was then refit on all training rows (same recipe and seed)"
+    return {
+        "target_auto_precision": target,
+        "review_confidence": choice.threshold,
+        "reached_target": choice.reached_target,
+        "chosen_on": chosen_on,
+        "validation": {"n_events": choice.n_events, "coverage": choice.coverage, "auto_accuracy": choice.auto_accuracy},
+        "eval": {"n_events": int(y_eval.size), "coverage": coverage, "auto_accuracy": auto_accuracy},
+    }
+
+
+def routing_summary(threshold: dict[str, object]) -> str:
+    parts = []
+    for split_name in ("validation", "eval"):
+        numbers = threshold[split_name]
+        if isinstance(numbers, dict):
+            parts.append(
+                f"{split_name}: {numbers['coverage']:.1%} auto-routed at {numbers['auto_accuracy']:.4f} accuracy"
+            )
+    return "; ".join(parts)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from pigeonhole.model import unknown
 from pigeonhole_tools.training.evaluate import select_threshold
 
 WILSON_Z = 1.96
@@ -181,23 +182,14 @@ def held_out_intents(classes: Sequence[str], share: float, seed: int) -> list[st
     return sorted(str(c) for c in picked)
 
 
-UNKNOWN_FEATURES = ("max_prob", "margin", "entropy", "oov_share", "log_tokens")
+# The unknown score's inputs, all computed by pigeonhole.model.unknown (the runtime's own code).
+UNKNOWN_FEATURES = (unknown.MAX_PROB, unknown.MARGIN, unknown.ENTROPY, unknown.OOV_SHARE, unknown.LOG_TOKENS)
 
 
 def unknown_features(
     probs: NDArray[np.floating], normalized_texts: Sequence[str], vocabulary: frozenset[str]
 ) -> NDArray[np.float64]:
-    """[n, 5]: max probability, top1 − top2, entropy / log(k), out-of-vocabulary share, log1p(tokens).
-
-    Provisional: replaced by `pigeonhole.model.unknown` (the runtime's own computation) once it lands.
-    """
-    from pigeonhole.model.features import FEATURE_OOV_SHARE, FEATURE_TOKENS, input_features
-
-    p = np.asarray(probs, dtype=np.float64)
-    top = np.sort(p, axis=1)[:, ::-1]
-    k = p.shape[1]
-    entropy = -np.sum(p * np.log(np.clip(p, 1e-30, 1.0)), axis=1) / math.log(k)
-    text = input_features(normalized_texts, vocabulary)
-    return np.column_stack(
-        [top[:, 0], top[:, 0] - top[:, 1], entropy, text[FEATURE_OOV_SHARE], np.log1p(text[FEATURE_TOKENS])]
-    )
+    """[n, len(UNKNOWN_FEATURES)]: the runtime's features, stacked in the order the weights use."""
+    features = unknown.unknown_features(np.asarray(probs), normalized_texts, vocabulary, UNKNOWN_FEATURES)
+    matrix: NDArray[np.float64] = unknown.feature_matrix(features, UNKNOWN_FEATURES)
+    return matrix

@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from pigeonhole.model import unknown
 from pigeonhole.model.features import normalize_batch
 from pigeonhole.model.runtime import ModelRuntime
-from pigeonhole_tools.training import evaluate, routes
+from pigeonhole_tools.training import evaluate
 from pigeonhole_tools.training.build import BuildOptions, run_build
 from pigeonhole_tools.training.data import LabelledData, load_labelled
 from pigeonhole_tools.training.progress import Reporter
@@ -117,19 +118,22 @@ def one_seed(
     record = manifest.metrics["unknown"]
     if not isinstance(record, dict) or not record.get("fitted"):
         raise RuntimeError("the build fitted no unknown score")
-    weights = np.asarray(record["weights"], dtype=np.float64)
-    bias, u_threshold = float(record["bias"]), float(record["threshold"])
+    spec_u = manifest.unknown
+    if spec_u is None:
+        raise RuntimeError("the package has no unknown block")
+    u_threshold = spec_u.threshold
 
     def score(p: NDArray[np.float32], texts: Sequence[str]) -> NDArray[np.float64]:
-        feats = routes.unknown_features(p, normalize_batch(texts), runtime.vocabulary)
-        return routes.sigmoid(feats @ weights + bias)
+        result: NDArray[np.float64] = unknown.unknown_scores(
+            p, normalize_batch(texts), runtime.vocabulary, spec_u.features, spec_u.weights, spec_u.bias
+        )
+        return result
 
     s_known, s_unseen = score(p_known, known_texts), score(p_unseen, unseen_test)
     c_known, c_unseen = -p_known.max(axis=1).astype(np.float64), -p_unseen.max(axis=1).astype(np.float64)
-    per_class = manifest.metrics["per_class_thresholds"]
-    picked = per_class.get("thresholds", {}) if isinstance(per_class, dict) else {}
+    picked = manifest.thresholds.per_class
     review = manifest.thresholds.review_confidence
-    vector = np.asarray([picked.get(c, review) for c in manifest.classes])
+    vector = np.asarray([manifest.thresholds.for_label(c) for c in manifest.classes])
 
     def routed_away(p: NDArray[np.float32], s: NDArray[np.float64]) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
         unknown = s >= u_threshold

@@ -16,7 +16,9 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from pigeonhole.model import unknown
 from pigeonhole.model.features import normalize_batch
+from pigeonhole.model.manifest import UnknownSpec
 from pigeonhole_tools.training import calibrate, routes
 from pigeonhole_tools.training import defaults as d
 from pigeonhole_tools.training.progress import Reporter
@@ -126,8 +128,28 @@ def fit(
 def scores(
     fit_: routes.UnknownFit, probs: NDArray[np.floating], texts: Sequence[str], vocabulary: frozenset[str]
 ) -> NDArray[np.float64]:
-    features = routes.unknown_features(probs, normalize_batch(texts), vocabulary)
-    return routes.sigmoid(features @ np.asarray(fit_.weights) + fit_.bias)
+    """The runtime's unknown score (pigeonhole.model.unknown) of raw texts."""
+    result: NDArray[np.float64] = unknown.unknown_scores(
+        np.asarray(probs), normalize_batch(texts), vocabulary, fit_.features, fit_.weights, fit_.bias
+    )
+    return result
+
+
+def spec(fit_: routes.UnknownFit, record: dict[str, object]) -> UnknownSpec:
+    """The manifest's unknown block: what the runtime applies, the target it was chosen for, what it measured."""
+    evaluation = {
+        "fitting_rows": record.get("evaluation", {}),
+        "eval_known_events": record.get("eval", {}),
+        "fitted_on": {k: v for k, v in dict(record.get("fitted_on", {})).items() if k != "note"},  # type: ignore[call-overload]
+    }
+    return UnknownSpec(
+        features=fit_.features,
+        weights=fit_.weights,
+        bias=fit_.bias,
+        threshold=fit_.threshold,
+        target={"max_known_share_unknown": fit_.target_known_share, "chosen_on": "validation rows (known intents)"},
+        evaluation=evaluation,
+    )
 
 
 def on_eval(
