@@ -104,7 +104,35 @@ def test_the_temperature_inside_the_graph_matches_the_numpy_reference() -> None:
 
 def test_a_graph_without_a_final_softmax_is_refused() -> None:
     model = _tiny_graph()
-    model.graph.node[1].op_type = "Sigmoid"
+    model.graph.node[1].op_type = "Relu"
     del model.graph.node[1].attribute[:]
-    with pytest.raises(RuntimeError, match="not a Softmax"):
+    with pytest.raises(RuntimeError, match="0 Softmax/Sigmoid"):
         calibrate.insert_temperature(model, "probabilities", 2.0)
+
+
+def test_a_binary_graph_is_calibrated_on_its_sigmoid() -> None:
+    """A binary MLP exports p = sigmoid(z) and outputs [1 - p, p]: T goes before the Sigmoid."""
+    w = np.array([[0.8], [-1.3], [2.1]], dtype=np.float32)
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["z"]),
+        helper.make_node("Sigmoid", ["z"], ["p"]),
+        helper.make_node("Sub", ["one", "p"], ["q"]),
+        helper.make_node("Concat", ["q", "p"], ["probabilities"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "binary",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2])],
+        [
+            helper.make_tensor("w", TensorProto.FLOAT, [3, 1], w.flatten().tolist()),
+            helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.random.default_rng(1).normal(size=(8, 3)).astype(np.float32)
+    raw = make_session(model.SerializeToString(), threads=1).run(["probabilities"], {"x": x})[0]
+    calibrate.insert_temperature(model, "probabilities", 0.5)
+    onnx.checker.check_model(model)
+    scaled = make_session(model.SerializeToString(), threads=1).run(["probabilities"], {"x": x})[0]
+    np.testing.assert_allclose(scaled, calibrate.apply_temperature(raw, 0.5), atol=1e-5)

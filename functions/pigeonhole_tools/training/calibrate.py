@@ -99,20 +99,32 @@ def before_after(calibrated: NDArray[np.floating], y: NDArray[np.int64], tempera
 
 
 def insert_temperature(model: onnx.ModelProto, output_name: str, temperature: float) -> None:
-    """Divide the logits by T: a `Mul` by 1/T on the input of the Softmax that produces `output_name`.
+    """Divide the logits by T: a `Mul` by 1/T on the input of the one Softmax (multi-class MLP) or Sigmoid
+    (binary MLP: p = sigmoid(z), output [1 - p, p]) that the output `output_name` depends on.
 
-    Raises if the output is not produced by a Softmax (through Identity/Cast at most): the calibration
-    must then be rethought, not silently skipped.
+    For two classes sigmoid(z / T) equals softmax(log p / T), so `apply_temperature` describes both.
+    Raises unless exactly one such node feeds the output: calibration must then be rethought, not skipped.
     """
     producers = {out: node for node in model.graph.node for out in node.output}
-    name = output_name
-    node = producers.get(name)
-    while node is not None and node.op_type in ("Identity", "Cast"):
-        name = node.input[0]
+    visited: set[str] = set()  # tensor names
+    found: list[onnx.NodeProto] = []
+    stack = [output_name]
+    while stack:
+        name = stack.pop()
         node = producers.get(name)
-    if node is None or node.op_type != "Softmax":
-        found = "nothing" if node is None else node.op_type
-        raise RuntimeError(f"cannot calibrate: {output_name!r} comes from {found}, not a Softmax")
+        if node is None or name in visited:
+            continue
+        visited.update(node.output)
+        if node.op_type in ("Softmax", "Sigmoid"):
+            found.append(node)
+            continue  # the logits above it are not searched further
+        stack.extend(node.input)
+    if len(found) != 1:
+        kinds = sorted({n.op_type for n in found})
+        raise RuntimeError(
+            f"cannot calibrate: {output_name!r} depends on {len(found)} Softmax/Sigmoid nodes {kinds}, not 1"
+        )
+    (node,) = found
     logits = node.input[0]
     scaled = f"{logits}_over_temperature"
     model.graph.initializer.append(
