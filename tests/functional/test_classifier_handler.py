@@ -23,7 +23,7 @@ from .conftest import REGION, Context, Stack
 
 CONFIDENT = {
     "I still have not received my new card, when will it arrive?": "card_arrival",
-    "My card was stolen yesterday, please block it right away": "lost_or_stolen_card",
+    "My card has been stolen, block it please": "lost_or_stolen_card",
     "What is the exchange rate you use when I pay in euros?": "exchange_rate",
 }
 OFF_TOPIC = "qwzx plorb vantablack trombone sunrise"

@@ -20,11 +20,12 @@ from pigeonhole.model.runtime import ModelRuntime
 from pigeonhole_tools.training.build import library_versions, platform_fingerprint
 from pigeonhole_tools.training.cli import model_app
 
-# Two trainings of ~40k features: ~4 min on 2 idle cores, twice that on a busy machine.
+# Three trainings of ~40k features: ~6 min on 2 idle cores, far more on a busy machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 TARGET_INT8_ACCURACY = 0.92
 TARGET_AGREEMENT = 0.99
+TARGET_ECE = 0.03  # issue 11: the uncalibrated default measured 0.044
 # A rebuild elsewhere (another CPU: other float kernels) must stay this close to the committed package.
 REBUILD_ACCURACY_TOLERANCE = 0.01
 REBUILD_MIN_AGREEMENT = 0.97
@@ -98,6 +99,27 @@ def test_the_review_threshold_auto_routes_most_events_at_the_promised_precision(
     assert threshold["reached_target"] is True
     assert _metric(manifest, "review_threshold", "validation", "auto_accuracy") >= 0.97
     assert _metric(manifest, "review_threshold", "eval", "coverage") >= 0.5
+
+
+def test_calibration_reaches_the_ece_target_without_changing_a_label(manifest: Manifest) -> None:
+    for kind in ("fp32", "int8"):
+        assert _metric(manifest, "calibration", "eval", kind, "after", "ece_15") <= TARGET_ECE, kind
+        assert _metric(manifest, "calibration", "eval", kind, "after", "accuracy") == _metric(
+            manifest, "calibration", "eval", kind, "before", "accuracy"
+        )
+    assert _metric(manifest, "int8", "ece_15") == pytest.approx(
+        _metric(manifest, "calibration", "eval", "int8", "after", "ece_15"), abs=1e-6
+    )
+
+
+def test_the_unknown_route_is_fitted_and_keeps_its_promise_on_known_events(manifest: Manifest) -> None:
+    spec = manifest.unknown
+    assert spec is not None
+    assert spec.target["max_known_share_unknown"] == 0.05
+    # Chosen on validation for 5 %; on the (all known) test set with the shipped model it must stay close.
+    assert _metric(manifest, "unknown", "eval", "share_unknown") <= 0.08
+    assert manifest.drift_baseline.unknown_rate is not None
+    assert set(manifest.thresholds.per_class) <= set(manifest.classes)
 
 
 def test_the_built_package_loads(built: Path) -> None:

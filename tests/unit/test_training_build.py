@@ -175,6 +175,7 @@ def test_the_manifest_records_what_the_contract_needs(built: tuple[Path, str], d
     sklearn_parity = metrics["sklearn_vs_onnx_fp32"]
     assert isinstance(sklearn_parity, dict)
     assert sklearn_parity["top1_agreement"] == 1.0  # no train/serve skew: same normalization both sides
+    assert sklearn_parity["max_abs_prob_diff"] < 1e-3  # the temperature applied on both sides
 
     build = manifest.build
     assert str(build["command"]).startswith("pigeonhole model build --data ")

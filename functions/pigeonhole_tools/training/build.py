@@ -184,7 +184,7 @@ def _export_and_quantize(
     return Graphs(model=model, fp32=fp32_path, int8=int8_path, weights=weights)
 
 
-def _score(graphs: Graphs, split: Splits, spec: InputSpec, threads: int) -> Scored:
+def _score(graphs: Graphs, split: Splits, spec: InputSpec, threads: int, temperature: float) -> Scored:
     """Both graphs through the runtime's own session factory and `run_probabilities`, in runs of 10 events."""
     model = graphs.model
     io_names = (spec.onnx_input, spec.onnx_probabilities_output)
@@ -196,7 +196,10 @@ def _score(graphs: Graphs, split: Splits, spec: InputSpec, threads: int) -> Scor
     return Scored(
         fp32=p_fp32,
         int8=p_int8,
-        sklearn=model.predict_proba(normalize_batch(split.eval_texts)),
+        # scikit-learn knows nothing of the temperature: apply it, so parity compares like with like.
+        sklearn=calibrate.apply_temperature(model.predict_proba(normalize_batch(split.eval_texts)), temperature).astype(
+            np.float32
+        ),
         metrics_fp32=evaluate.classification_metrics(p_fp32, y, model.classes),
         metrics_int8=evaluate.classification_metrics(p_int8, y, model.classes),
         int8_alone_vs_in_batch=evaluate.batch_dependence(int8, split.eval_texts, *io_names, in_batches=p_int8),
@@ -394,7 +397,7 @@ def run_build(opts: BuildOptions, ui: Reporter | None = None) -> Manifest:
         ui.info(f"int8 holds {shipped.weights.int8_share:.1%} of the initializer bytes")
 
         with ui.step("Evaluating fp32 and int8 through the runtime path"):
-            scored = _score(shipped, split, spec, opts.threads)
+            scored = _score(shipped, split, spec, opts.threads, temperature)
         acc_fp32, acc_int8 = _float(scored.metrics_fp32["accuracy"]), _float(scored.metrics_int8["accuracy"])
         ui.info(f"eval accuracy fp32 {acc_fp32:.4f}, int8 {acc_int8:.4f} (drop {scored.accuracy_drop:+.4f})")
         if scored.accuracy_drop > opts.max_accuracy_drop:
