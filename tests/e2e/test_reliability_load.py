@@ -26,7 +26,10 @@ def test_memory_does_not_grow_in_a_warm_process(model_dir: Path, restore_environ
     assert result.crashes == 0, result.first_error
     assert result.item_failures == 0
     assert len(result.checkpoints) == EVENTS // CHECKPOINT
-    assert result.calls["TransactWriteItems"] == EVENTS // 10  # every batch counted in its window
+    # Every batch counted in its window: one item per window it touches (a batch that straddles two
+    # windows writes two), and no transactions since the per-batch window items.
+    assert result.calls["PutItem"] >= EVENTS // 10
+    assert "TransactWriteItems" not in result.calls
     assert result.slope("blocks") < MAX_BLOCKS_PER_10K, result.to_dict()["checkpoints"]
     assert result.slope("rss_mb") < MAX_RSS_MB_PER_10K, result.to_dict()["checkpoints"]
 
