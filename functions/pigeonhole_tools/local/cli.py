@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from pigeonhole import constants as c
 from pigeonhole_tools.local.emulator import (
     DEFAULT_BATCHING_WINDOW,
     DEFAULT_PORT,
@@ -232,10 +233,10 @@ def canary(
     ] = None,
     percent: Annotated[
         int, typer.Option(min=1, max=99, help="Share of batches routed to the candidate (infra: canary_percent).")
-    ] = 10,
+    ] = c.DEFAULT_CANARY_PERCENT,
     minutes: Annotated[
         int, typer.Option(min=1, max=60, help="Simulated canary interval in minutes (infra: canary_minutes).")
-    ] = 5,
+    ] = c.DEFAULT_CANARY_MINUTES,
     events: Annotated[
         int | None,
         typer.Option(min=1, help="Events in total (default: enough that the candidate gets 20 a minute)."),
