@@ -121,7 +121,8 @@ def _cold(
     function = cache / "function"
     sdk = footprint.sdk(cache, interpreter)
     env = lambda_environment(model_dir)
-    env.pop("POWERTOOLS_TRACE_DISABLED")  # as deployed: tracing on (Powertools turns it off outside Lambda)
+    env.pop("POWERTOOLS_TRACE_DISABLED")  # as deployed: tracing on
+    env.update(cold.lambda_runtime_environment(function))  # as Lambda runs it (tracing needs LAMBDA_TASK_ROOT)
     result["cold"] = cold.run_cold(
         interpreter,
         function=function,

@@ -8,6 +8,11 @@ Three programs, run interleaved (so machine load hits each alike), each at least
   ``predict_proba`` on the same 10 texts.
 ``python -X importtime`` of the handler import, aggregated by top-level package, shows where the
 import goes (the lean work's cut shows there).
+
+The handler's processes get the variables Lambda's Python runtime sets (`lambda_runtime_environment`):
+outside Lambda, libraries take other paths at import (Powertools turns tracing off; the X-Ray SDK,
+when imported, builds a centralized sampler with a botocore client), so a cold start measured without
+them is not the one Lambda runs.
 """
 
 from __future__ import annotations
@@ -87,6 +92,29 @@ json.dump({"import_ms": (t1 - t0) * 1e3, "load_ms": (t2 - t1) * 1e3, "first_batc
            "import_cpu_ms": (c1 - c0) * 1e3, "load_cpu_ms": (c2 - c1) * 1e3, "first_batch_cpu_ms": (c3 - c2) * 1e3},
           open(sys.argv[1], "w"))
 """
+
+
+def lambda_runtime_environment(task_root: Path, *, function_name: str = "pigeonhole-classifier") -> dict[str, str]:
+    """What Lambda's python3.12 runtime sets in an on-demand execution environment, beside the function's
+    own variables: the task root, the runtime and function identity, and for active tracing the trace
+    header of the invocation and the X-Ray daemon's address (loopback: a segment sent there goes nowhere)."""
+    return {
+        "LAMBDA_TASK_ROOT": str(task_root),
+        "LAMBDA_RUNTIME_DIR": "/var/runtime",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+        "AWS_LAMBDA_FUNCTION_NAME": function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "1",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",  # the cold start a request waits for
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "2026/01/01/[1]00000000000000000000000000000000",
+        "AWS_REGION": "us-east-1",
+        "_HANDLER": "pigeonhole.classify.handler.handler",
+        "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+        "TZ": ":UTC",
+    }
 
 
 def _env(paths: Sequence[Path], extra: dict[str, str]) -> dict[str, str]:

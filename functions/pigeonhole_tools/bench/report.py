@@ -128,7 +128,11 @@ def _cold(r: Mapping[str, Any]) -> list[str]:
         "boto3/botocore for Python 3.12 (Lambda's runtime provides them). `pigeonhole` = import the handler, build "
         "the service (verify + load the model, wire clients; AWS answered in-process), first batch of 10; `floor` "
         "= `import numpy, onnxruntime` + session + first run; `sklearn` = `import numpy, scipy, sklearn, joblib` + "
-        "`joblib.load` + first `predict_proba`, from a scikit-learn layer built the same way. CPU time of the "
+        "`joblib.load` + first `predict_proba`, from a scikit-learn layer built the same way. The handler's "
+        "processes get the variables Lambda's runtime sets (`LAMBDA_TASK_ROOT`, `AWS_EXECUTION_ENV`, "
+        "`AWS_LAMBDA_FUNCTION_NAME`, an on-demand `AWS_LAMBDA_INITIALIZATION_TYPE`, a sampled `_X_AMZN_TRACE_ID` "
+        "and a loopback X-Ray daemon address), so tracing is on as deployed and every library takes its Lambda "
+        "path at import. CPU time of the "
         "process (`time.process_time`) per phase, and the wall total (which adds disk and waiting for a core), ms:",
         "",
         *_table(
