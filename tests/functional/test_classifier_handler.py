@@ -317,9 +317,20 @@ def test_logs_carry_ids_and_version_never_text(stack: Stack, service: Classifier
         handler_module.logger.registered_handler.setStream(sys.stdout)  # type: ignore[attr-defined]
     out = stream.getvalue()
     assert "4111" not in out
-    records = [json.loads(line) for line in out.splitlines() if '"record done"' in line]
-    assert {r["correlation_id"] for r in records} == {"evt-42", "evt-43"}
-    assert {r["model_version"] for r in records} == {service.runtime.manifest.version}
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    records = [r for r in lines if r["message"] == "record done"]  # one per quarantined or failed record
+    assert [(r["correlation_id"], r["status"]) for r in records] == [("evt-43", "quarantined")]
+    assert records[0]["reason"]["code"]  # the reason stays on the record's own line
+    (summary,) = [r for r in lines if r["message"] == "batch done"]  # the successes, once per batch
+    assert (summary["records"], summary["auto"] + summary["review"], summary["quarantined"], summary["failed"]) == (
+        2,
+        1,
+        1,
+        0,
+    )
+    assert summary["event_ids"] == ["evt-42"]
+    assert "correlation_id" not in summary
+    assert {r["model_version"] for r in lines} == {service.runtime.manifest.version}  # on every line
 
 
 def _copy_package(model_dir: Path, tmp_path: Path) -> Path:
