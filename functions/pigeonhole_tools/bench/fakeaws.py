@@ -2,9 +2,9 @@
 
 Why: the warm-path and cold-start figures must time Pigeonhole's own code (parsing, inference, routing,
 building requests) and not moto or a network. botocore lets a ``before-call`` handler return the
-response itself; the request is still built and serialized as it would be on Lambda (with the clients'
-configuration, which turns botocore's client-side validation off), only the round trip and the response
-parsing are skipped. The answers are the success shapes the adapters read.
+response itself; the request is still built, validated and serialized as it would be on Lambda (with the
+clients' configuration), only the round trip and the response parsing are skipped. The answers are the
+success shapes the adapters read.
 
 This module imports nothing from Pigeonhole, so the cold-start runs can load it from its file in a
 fresh interpreter that has only the runtime layer on its path.

@@ -59,8 +59,8 @@ def _warm(r: Mapping[str, Any]) -> list[str]:
         "## Warm path (per SQS batch, 1 thread, AWS answered in-process)",
         "",
         "`handler` is the real classifier handler on a Lambda SQS event with every AWS call answered in-process "
-        "(`pigeonhole_tools/bench/fakeaws.py`: requests are built and serialized as on Lambda, where the clients "
-        "turn botocore's client-side validation off; no network): Pigeonhole's own "
+        "(`pigeonhole_tools/bench/fakeaws.py`: requests are built, validated and serialized as on Lambda; no "
+        "network): Pigeonhole's own "
         "time. `floor` is `InferenceSession.run` of the shipped int8 model alone on the same (normalised) texts. "
         "`int8`/`fp32` are the two graphs of one training of the same recipe (the bench trains it: "
         f"{r.get('models', {}).get('train_seconds', 0):.0f} s), `sklearn_predict` that training's scikit-learn "
