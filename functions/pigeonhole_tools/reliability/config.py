@@ -57,7 +57,10 @@ class RunConfig:
     label_fraction: float = 0.2  # classified events that get a label on the feedback queue
     duplicate_label_fraction: float = 0.1  # of those, sent twice (a producer's duplicate): counted once
     max_backlog: int = 30  # the producer waits while the ingest queue holds more than this
-    drift_attempts: int = 25  # drift runs until one succeeds (the schedule retries a failed run)
+    # Drift runs until one succeeds (the schedule retries a failed run). Since the per-batch window items,
+    # a run merges every closed window first (one query per shard, one put per window), so at 30 % faults per
+    # attempt a whole run succeeds less often: 25 runs were once not enough (2026-12-04).
+    drift_attempts: int = 100
     max_seconds: float = 1_800.0  # safety net against a stuck run, not a performance assertion
     prefix: str = "faults"
     model_dir: Path | None = None
