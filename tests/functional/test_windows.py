@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -308,6 +307,26 @@ def test_quarantined_events_are_counted_exactly_once(ddb: Any) -> None:
     assert scan(ddb, PREDICTIONS) == []  # counted in the batch items; nothing is captured
 
 
+def test_a_quarantined_redelivery_after_its_window_ended_counts_once_where_it_arrived(ddb: Any) -> None:
+    """A quarantined record has no trustworthy time: it is counted in the window of its arrival. A
+    redelivery (its first write landed but the answer was lost) comes after the window ended; counted by
+    the clock it would land in the next window too, so the arrival is SQS's SentTimestamp, kept by SQS."""
+    sent = at("2026-11-29T07:04:59Z").timestamp()
+    clock = [sent + 0.5]
+    store = DynamoDBAdapter(ddb, rng=random.Random(0))
+    rec = WindowRecorder(store, WINDOWS, PREDICTIONS, clock=lambda: clock[0])
+    arrivals = {"m1": sent, "m2": sent}
+    reasons = [("m1", quarantine_reason("bad-1")), ("m2", quarantine_reason(None))]
+    assert rec.observe([], reasons, runtime(), arrivals=arrivals) == {}
+    clock[0] = sent + 2.0  # the redelivery, in the next window
+    assert rec.observe([], reasons, runtime(), arrivals=arrivals) == {}
+    assert get_window(ddb, W0700)["q"] == 2
+    assert get_window(ddb, "2026-11-29T07:05:00Z").get("q", 0) == 0
+    # Without an arrival (no SentTimestamp) the clock places it: the only case where the window can move.
+    assert rec.observe([], [("m3", quarantine_reason("bad-3"))], runtime()) == {}
+    assert get_window(ddb, "2026-11-29T07:05:00Z")["q"] == 1
+
+
 def test_sharded_windows_merge_to_the_same_counts(ddb: Any) -> None:
     events = make_events(30)
     rec = recorder(ddb, shards=4)
@@ -466,14 +485,13 @@ def test_the_classifier_counts_its_batches_through_the_handler(stack: Stack, tmp
         bodies.append(json.dumps({"id": "evt-bad", "time": "2026-11-29T07:01:00Z"}))  # quarantined
         stack.send(bodies)
         event = stack.receive_event()
-        began = time.time()
         assert handler_module.handler(event, context)["batchItemFailures"] == []
         assert handler_module.handler(event, context)["batchItemFailures"] == []  # redelivery
     finally:
         handler_module.reset_for_tests(None)
     assert get_window(client, W0700)["n"] == 2
-    arrivals = {keys.window_of(t, 300) for t in (began, time.time())}  # two only if a window boundary passed
-    assert sum(get_window(client, w).get("q", 0) for w in arrivals) == 1  # in its arrival window, once
+    sent = int(next(r for r in event["Records"] if "evt-bad" in r["body"])["attributes"]["SentTimestamp"]) / 1000
+    assert get_window(client, keys.window_of(sent, 300)).get("q", 0) == 1  # in its arrival window, once
     captures = {i["event_id"]: i for i in scan(client, PREDICTIONS) if i["pk"].startswith("P#")}
     assert set(captures) == {"evt-0", "evt-1"}
     assert captures["evt-0"]["label"] == "card_arrival"

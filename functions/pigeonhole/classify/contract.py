@@ -8,6 +8,7 @@ feed the model comes from the manifest's input spec, never from code.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -184,3 +185,16 @@ def check_time(event: InputEvent, arrival: datetime, max_age: timedelta, max_lea
 def _span(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     return f"{seconds // 86400} d" if seconds % 86400 == 0 else f"{seconds} s"
+
+
+def arrival(record: Mapping[str, Any], clock: Callable[[], float]) -> datetime:
+    """When SQS first had the message: SentTimestamp (the same on every redelivery), else the clock."""
+    attributes = record.get("attributes") or {}
+    for name in ("SentTimestamp", "ApproximateFirstReceiveTimestamp"):
+        raw = attributes.get(name) if isinstance(attributes, dict) else None
+        if isinstance(raw, str) and raw.isdigit() and len(raw) <= 15:
+            try:
+                return datetime.fromtimestamp(int(raw) / 1000.0, tz=UTC)
+            except (ValueError, OverflowError, OSError):  # past datetime's range: not a usable time
+                continue
+    return datetime.fromtimestamp(clock(), tz=UTC)

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -31,7 +31,7 @@ from pigeonhole import metrics_catalog as mc
 from pigeonhole.adapters.eventbridge import EventBusPublisher
 from pigeonhole.adapters.s3 import BodyArchive
 from pigeonhole.adapters.sqs import QueueSender
-from pigeonhole.classify.contract import InputEvent, Reason, check_time, event_model, parse_body
+from pigeonhole.classify.contract import InputEvent, Reason, arrival, check_time, event_model, parse_body
 from pigeonhole.classify.routing import Classification, RouteReason, route_one
 from pigeonhole.config import Settings
 from pigeonhole.constants import QUARANTINE_SCHEMA
@@ -86,6 +86,7 @@ class BatchObserver(Protocol):
         quarantined: Sequence[tuple[str, Reason]],
         runtime: ModelRuntime,
         deadline: float | None = None,
+        arrivals: Mapping[str, float] | None = None,
     ) -> dict[str, str]: ...
 
 
@@ -183,7 +184,7 @@ class ClassifierService:
         classified = self._classify(valid, outcomes)
         classified = self._publish(classified, outcomes, bodies, deadline)
         if self.observer is not None:
-            self._observe(classified, outcomes, deadline)
+            self._observe(classified, outcomes, bodies, deadline)
         self._emit_metrics(len(records), outcomes)
         return outcomes
 
@@ -204,13 +205,7 @@ class ClassifierService:
             return unprocessable("validation", exc)
 
     def _arrival(self, record: dict[str, Any]) -> datetime:
-        """When SQS first had the message: SentTimestamp (the same on every redelivery), else now."""
-        attributes = record.get("attributes") or {}
-        for name in ("SentTimestamp", "ApproximateFirstReceiveTimestamp"):
-            raw = attributes.get(name) if isinstance(attributes, dict) else None
-            if isinstance(raw, str) and raw.isdigit() and len(raw) <= 15:
-                return datetime.fromtimestamp(int(raw) / 1000.0, tz=UTC)
-        return datetime.fromtimestamp(self.clock(), tz=UTC)
+        return arrival(record, self.clock)
 
     def _classify(
         self, valid: list[tuple[str, InputEvent]], outcomes: dict[str, Outcome]
@@ -386,7 +381,11 @@ class ClassifierService:
         return text, None
 
     def _observe(
-        self, classified: list[tuple[str, Classification]], outcomes: dict[str, Outcome], deadline: float | None
+        self,
+        classified: list[tuple[str, Classification]],
+        outcomes: dict[str, Outcome],
+        records: dict[str, dict[str, Any]],
+        deadline: float | None,
     ) -> None:
         assert self.observer is not None
         ok = [(mid, c) for mid, c in classified if outcomes[mid].error is None]
@@ -397,8 +396,11 @@ class ClassifierService:
         ]
         if not ok and not quarantined:
             return
+        # A quarantined record has no trustworthy time of its own: it is counted in the window of its arrival,
+        # SQS's SentTimestamp, which every redelivery keeps (the clock would move a redelivery to another window).
+        arrivals = {mid: self._arrival(records[mid]).timestamp() for mid, _ in quarantined}
         try:
-            failures = self.observer.observe(ok, quarantined, self.runtime, deadline=deadline)
+            failures = self.observer.observe(ok, quarantined, self.runtime, deadline=deadline, arrivals=arrivals)
         except (ClientError, BotoCoreError) as exc:
             # The environment broke the window step: the records it touched are delivered again.
             self.logger.warning(

@@ -7,9 +7,10 @@ class mix and confidence. Each batch writes, per window it touches, one idempote
 ``P#<version>#<event id>``; the drift function merges a closed window's items counting each digest
 once (:mod:`pigeonhole.drift.compaction`). One plain ``PutItem`` per batch and window: ≈ 0.1 write
 units per event at batch 10, no transaction to conflict. Quarantined events are counted in the window
-of their arrival (their time may be unreadable), once by ``Q#<version>#E#<event id>`` or, without a
-usable id, ``Q#<version>#M#<message id>``. Captured predictions (``P#…`` items in the predictions
-table) are plain idempotent puts of the sampled events only. Design and cost: ``docs/monitoring.md``.
+of their arrival (their time may be unreadable: SQS's SentTimestamp, which a redelivery keeps), once by
+``Q#<version>#E#<event id>`` or, without a usable id, ``Q#<version>#M#<message id>``. Captured
+predictions (``P#…`` items in the predictions table) are plain idempotent puts of the sampled events.
+Design and cost: ``docs/monitoring.md``.
 """
 
 from __future__ import annotations
@@ -105,8 +106,12 @@ class WindowRecorder:
         quarantined: Sequence[tuple[str, Reason]],
         runtime: ModelRuntime,
         deadline: float | None = None,
+        arrivals: Mapping[str, float] | None = None,
     ) -> dict[str, str]:
         """Count the batch; return {message_id: error} for records SQS must deliver again.
+
+        ``arrivals`` (epoch seconds by message id, SentTimestamp) places quarantined records in the window of
+        their arrival, the same on every redelivery; a record without one is placed by the clock.
 
         Only the environment fails a record here (a transaction that did not land, time running out
         before ``deadline``, a monotonic time); a unit whose own content cannot be counted (a window
@@ -116,7 +121,7 @@ class WindowRecorder:
         layout = self.layout(manifest)
         now = self.clock()
         self._register(manifest, now)
-        units = self._units(classified, quarantined, runtime, now)
+        units = self._units(classified, quarantined, runtime, now, arrivals or {})
         if not units:
             return {}
         version = manifest.version
@@ -215,6 +220,7 @@ class WindowRecorder:
         quarantined: Sequence[tuple[str, Reason]],
         runtime: ModelRuntime,
         now: float,
+        arrivals: Mapping[str, float],
     ) -> list[_Unit]:
         version = runtime.manifest.version
         ttl = keys.expires_at(now, self.capture_ttl_days)
@@ -224,7 +230,6 @@ class WindowRecorder:
             key = keys.prediction_pk(version, c.event.id)
             by_key[key].append(message_id)
             first.setdefault(key, (message_id, c))
-        arrival_window = keys.window_of(now, self.window_seconds)
         for message_id, reason in quarantined:
             key = keys.quarantine_pk(version, reason.event_id, message_id)
             by_key[key].append(message_id)
@@ -232,9 +237,10 @@ class WindowRecorder:
 
         units: list[_Unit] = []
         skipped: Counter[str] = Counter()
-        for key, (_, item) in first.items():
+        for key, (message_id, item) in first.items():
             ids = tuple(by_key[key])
             try:
+                arrival_window = keys.window_of(arrivals.get(message_id, now), self.window_seconds)
                 unit = self._unit(key, ids, item, runtime, version, ttl, arrival_window)
                 self._check(unit)
             except Exception as exc:  # this unit's own content: skip it, count the rest

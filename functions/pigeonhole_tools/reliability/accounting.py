@@ -93,6 +93,16 @@ class WindowTotals:
     nl: int = 0
     windows: dict[str, dict[str, int]] = field(default_factory=dict)  # start -> {n, nl}
     reports: dict[str, dict[str, int]] = field(default_factory=dict)  # start -> {n, labelled}
+    # Each counted unit (digest of its dedup key) -> (window, predicted class or -1, review byte) per window
+    # holding it: more than one entry is a double count across windows. ``versions``: model versions seen.
+    units: dict[bytes, list[tuple[str, int, int]]] = field(default_factory=dict)
+    versions: set[str] = field(default_factory=set)
+
+    def counted(self, dedup_keys: Iterable[str]) -> list[tuple[str, int, int]]:
+        """Where the units of these dedup keys are counted (any copy, any window)."""
+        from pigeonhole.drift import batches
+
+        return [where for k in dedup_keys for where in self.units.get(batches.digest(k), [])]
 
 
 @dataclass
@@ -193,21 +203,61 @@ class Accounting:
                 out.append(k)
         return sorted(out)
 
-    def expected_windows(self) -> dict[str, int]:
-        """What the window counters must hold: each distinct event counted once in its kind (a dead-lettered
-        event never had its counting step succeed: the DLQ is where it is counted, by the DLQ alarm)."""
+    def expected_windows(self, totals: WindowTotals | None = None) -> dict[str, int]:
+        """What the window counters must hold: each distinct event counted once in its kind.
+
+        A dead-lettered event is counted only if a counting write of an earlier delivery landed (its answer
+        lost, so the record failed, and every later delivery failed too): its unit is then in the windows,
+        once, and it must have been published (output, review or quarantine) before the DLQ; see
+        :meth:`dead_letter_miscounts`. Without ``totals`` dead-lettered events are expected uncounted."""
         counted = [k for k in self.places if self.kinds.get(k) != "poison" and not self.places[k]["dlq"]]
         classified = [k for k in counted if self.places[k]["output"] or self.places[k]["review"]]
-        return {
+        expected = {
             "n": len(classified),
             "rev": sum(1 for k in classified if self.places[k]["review"]),
             "q": sum(1 for k in counted if self.places[k]["quarantine"]),
         }
+        for _, predicted, review in self.dead_letters_counted(totals).values():
+            expected["n" if predicted >= 0 else "q"] += 1
+            expected["rev"] += int(predicted >= 0 and review > 0)
+        return expected
+
+    def dead_letters_counted(self, totals: WindowTotals | None) -> dict[str, tuple[str, int, int]]:
+        """Dead-lettered events whose unit is in the windows (found by the digest of their event id)."""
+        if totals is None:
+            return {}
+        out: dict[str, tuple[str, int, int]] = {}
+        for k in self.keys_in("dlq"):
+            found = totals.counted(_dedup_keys(totals.versions, k))
+            if found:
+                out[k] = found[0]
+        return out
+
+    def dead_letter_miscounts(self, totals: WindowTotals) -> list[str]:
+        """Dead-lettered events counted although never published, or counted more than once."""
+        out = []
+        for k in self.dead_letters_counted(totals):
+            published = any(self.places[k][w] for w in ("output", "review", "quarantine"))
+            if not published or len(totals.counted(_dedup_keys(totals.versions, k))) > 1:
+                out.append(k)
+        return sorted(out)
 
     def window_mismatches(self, totals: WindowTotals) -> dict[str, tuple[int, int]]:
-        expected = self.expected_windows()
+        expected = self.expected_windows(totals)
         got = {"n": totals.n, "rev": totals.rev, "q": totals.q}
         return {k: (expected[k], got[k]) for k in expected if expected[k] != got[k]}
+
+
+def _dedup_keys(versions: Iterable[str], event_id: str) -> list[str]:
+    """The recorder's dedup keys an event with this id can have (classified, or quarantined with its id)."""
+    from pigeonhole.drift import layout as keys
+
+    return [k for v in sorted(versions) for k in (keys.prediction_pk(v, event_id), keys.quarantine_pk(v, event_id, ""))]
+
+
+def units_in_several_windows(totals: WindowTotals) -> int:
+    """Units counted in more than one window: a double count no per-window merge can remove."""
+    return sum(1 for where in totals.units.values() if len({w for w, _, _ in where}) > 1)
 
 
 def account(
@@ -271,7 +321,9 @@ def merge_windows(items: Iterable[Mapping[str, Any]]) -> WindowTotals:
     batch_items: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for item in items:
         pk, sk = str(item.get(keys.PK, "")), str(item.get(keys.SK, ""))
-        if batches.parse_batch_pk(pk) is not None:
+        parsed = batches.parse_batch_pk(pk)
+        if parsed is not None:
+            totals.versions.add(parsed[0])
             batch_items[batches.window_of_sk(sk)].append(item)
             continue
         if not pk.startswith("W#") or sk.startswith(COMPACTED_PREFIX):
@@ -283,7 +335,10 @@ def merge_windows(items: Iterable[Mapping[str, Any]]) -> WindowTotals:
         for name in ("n", "rev", "q", "nl"):
             windows[start][name] += int(item.get(name, 0))
     for start, members in batch_items.items():
-        windows[start].update(batches.totals_from_records(batches.merged_records(members)))
+        records = batches.merged_records(members)
+        windows[start].update(batches.totals_from_records(records))
+        for r in records if records is not None else ():
+            totals.units.setdefault(bytes(r["id"]), []).append((start, int(r["pred"]), int(r["rev"])))
     for start, counts in windows.items():
         totals.n += counts["n"]
         totals.rev += counts["rev"]

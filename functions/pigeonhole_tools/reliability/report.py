@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pigeonhole.naming import MAX_RECEIVE_COUNT
-from pigeonhole_tools.reliability.accounting import PLACES, report_mismatches
+from pigeonhole_tools.reliability.accounting import PLACES, report_mismatches, units_in_several_windows
 from pigeonhole_tools.reliability.run import FaultRunResult
 
 
@@ -24,6 +24,9 @@ def invariants(result: FaultRunResult) -> list[Invariant]:
     """What must hold at the end of any fault run (the test asserts each; the CLI prints them)."""
     acc = result.accounting
     windows = acc.window_mismatches(result.windows)
+    several = units_in_several_windows(result.windows)
+    dead_counted = acc.dead_letters_counted(result.windows)
+    dead_miscounted = acc.dead_letter_miscounts(result.windows)
     reports = report_mismatches(result.windows)
 
     def sample(keys: list[str]) -> str:
@@ -57,8 +60,15 @@ def invariants(result: FaultRunResult) -> list[Invariant]:
         Invariant(
             "window counts = distinct events",
             not windows,
-            "n, rev, q equal the distinct events classified, sent to review, quarantined"
+            "n, rev, q equal the distinct events classified, sent to review, quarantined (a dead-lettered event "
+            f"counts if a write of an earlier delivery landed: {len(dead_counted)} here)"
             + (f"; expected/got {windows}" if windows else ""),
+        ),
+        Invariant(
+            "each event in one window",
+            not several and not dead_miscounted,
+            f"{several} units counted in more than one window; {len(dead_miscounted)} dead-lettered events "
+            f"counted although never published, or twice {sample(dead_miscounted)}",
         ),
         Invariant(
             "labels counted once",
@@ -102,7 +112,9 @@ def to_dict(result: FaultRunResult) -> dict[str, Any]:
             "rev": result.windows.rev,
             "q": result.windows.q,
             "nl": result.windows.nl,
-            "expected": acc.expected_windows(),
+            "expected": acc.expected_windows(result.windows),
+            "units_in_several_windows": units_in_several_windows(result.windows),
+            "dead_letters_counted": len(acc.dead_letters_counted(result.windows)),
             "reports": len(result.windows.reports),
         },
         "labels": {"messages": result.labels_sent, "events": result.labels_expected},
