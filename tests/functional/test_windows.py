@@ -401,6 +401,27 @@ def test_capture_share_is_deterministic_per_event_id(ddb: Any) -> None:
     assert_window(ddb, W0700, expected(events))  # every event counted, captured or not
 
 
+def test_a_unit_dynamodb_cannot_store_is_skipped_and_its_neighbours_counted(ddb: Any) -> None:
+    """A NaN confidence is that unit's own content: skipped (and logged), never its batch's failure."""
+    events = make_events(6, seed=7)
+    bad = classification("evt-nan", 0, float("nan"))
+    rec = recorder(ddb)
+    assert rec.observe(batch([*events[:3], bad, *events[3:]]), [], runtime()) == {}
+    assert_window(ddb, W0700, expected(events))
+    assert keys.prediction_pk(VERSION, "evt-nan") not in {m["pk"] for m in scan(ddb, PREDICTIONS)}
+
+
+def test_features_of_a_batch_equal_those_computed_one_event_at_a_time(ddb: Any, monkeypatch: Any) -> None:
+    """The recorder featurizes a batch in one pass; when that pass fails, each unit computes its own."""
+    events = make_events(8, seed=8)
+    rec = recorder(ddb)
+    units = rec._units(batch(events), [], runtime(), NOW, {})
+    one_by_one = [input_features([normalize_text(e.event.model_input)], VOCABULARY) for e in events]
+    assert [u.features for u in units] == [{k: float(v[0]) for k, v in f.items()} for f in one_by_one]
+    monkeypatch.setattr(WindowRecorder, "_features", staticmethod(lambda items, runtime: {}))
+    assert [u.features for u in rec._units(batch(events), [], runtime(), NOW, {})] == [u.features for u in units]
+
+
 def test_full_capture_by_default(ddb: Any) -> None:
     events = make_events(20)
     recorder(ddb).observe(batch(events), [], runtime())

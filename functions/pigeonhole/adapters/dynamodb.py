@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pigeonhole.adapters.dynamodb_values import deserialize_item, serialize, serialize_item
+from pigeonhole.adapters.dynamodb_values import check_item, deserialize_item, serialize, serialize_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-__all__ = ["deserialize_item", "serialize", "serialize_item"]  # re-exported: callers import them from here
+# re-exported: callers import them from here
+__all__ = ["check_item", "deserialize_item", "serialize", "serialize_item"]
 
 MAX_TRANSACT_ITEMS = 100  # TransactWriteItems limit
 MAX_BATCH_GET_KEYS = 100  # BatchGetItem limit

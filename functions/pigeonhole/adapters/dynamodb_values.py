@@ -41,6 +41,31 @@ def serialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: serialize(v) for k, v in item.items()}
 
 
+# Values below these bounds always serialize: a finite float under 1e100 becomes a Decimal of at most
+# 17 significant digits well inside DynamoDB's range, an int under 10**37 fits its 38 digits.
+_SAFE_FLOAT = 1e100
+_SAFE_INT = 10**37
+
+
+def check_item(item: Mapping[str, Any]) -> None:
+    """Raise exactly what :func:`serialize_item` would raise for ``item``, without building its wire form.
+
+    Why: the recorder checks every unit before the batch's writes (so one bad value skips its unit, not
+    the batch), but most of what it checks is never written as DynamoDB values. The common values (str,
+    bool, None, moderate finite floats and ints) are accepted at a glance; anything else goes through
+    the full serializer, so the outcome is the serializer's.
+    """
+    for value in item.values():
+        kind = type(value)
+        if kind is str or kind is bool or value is None:
+            continue
+        if kind is float and -_SAFE_FLOAT < value < _SAFE_FLOAT:  # NaN fails both comparisons
+            continue
+        if kind is int and -_SAFE_INT < value < _SAFE_INT:
+            continue
+        serialize(value)
+
+
 def deserialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _deserializer.deserialize(v) for k, v in item.items()}
 

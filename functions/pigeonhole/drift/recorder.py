@@ -24,7 +24,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pigeonhole.adapters.dynamodb import CounterUpdate, DynamoDBAdapter, IncompleteWriteError, Marker, serialize_item
+from pigeonhole.adapters.dynamodb import CounterUpdate, DynamoDBAdapter, IncompleteWriteError, Marker, check_item
 from pigeonhole.capture import CapturePolicy
 from pigeonhole.classify.contract import Reason
 from pigeonhole.classify.routing import Classification
@@ -235,13 +235,14 @@ class WindowRecorder:
             by_key[key].append(message_id)
             first.setdefault(key, (message_id, reason))
 
+        features = self._features([item for _, item in first.values()], runtime)
         units: list[_Unit] = []
         skipped: Counter[str] = Counter()
         for key, (message_id, item) in first.items():
             ids = tuple(by_key[key])
             try:
                 arrival_window = keys.window_of(arrivals.get(message_id, now), self.window_seconds)
-                unit = self._unit(key, ids, item, runtime, version, ttl, arrival_window)
+                unit = self._unit(key, ids, item, runtime, version, ttl, arrival_window, features)
                 self._check(unit)
             except Exception as exc:  # this unit's own content: skip it, count the rest
                 skipped[type(exc).__name__] += len(ids)
@@ -250,6 +251,22 @@ class WindowRecorder:
         if skipped:
             self.logger.error("records not counted: their content cannot be counted", extra={"skipped": dict(skipped)})
         return units
+
+    @staticmethod
+    def _features(items: Sequence[Classification | Reason], runtime: ModelRuntime) -> dict[int, dict[str, float]]:
+        """Drift features of the batch's classified events in one pass, by ``id()`` of their classification.
+        Empty when the pass fails: each unit then computes its own, so a failure stays that unit's."""
+        classified = [c for c in items if isinstance(c, Classification)]
+        if not classified:
+            return {}
+        try:
+            texts = [normalize_text(c.event.model_input) for c in classified]
+            columns = input_features(texts, runtime.vocabulary)
+            return {
+                id(c): {name: float(values[i]) for name, values in columns.items()} for i, c in enumerate(classified)
+            }
+        except Exception:
+            return {}
 
     def _unit(
         self,
@@ -260,9 +277,13 @@ class WindowRecorder:
         version: str,
         ttl: int,
         arrival_window: str,
+        batch_features: Mapping[int, dict[str, float]] | None = None,
     ) -> _Unit:
         if isinstance(item, Classification):
-            features = input_features([normalize_text(item.event.model_input)], runtime.vocabulary)
+            features = (batch_features or {}).get(id(item))
+            if features is None:
+                columns = input_features([normalize_text(item.event.model_input)], runtime.vocabulary)
+                features = {name: float(values[0]) for name, values in columns.items()}
             return _Unit(
                 message_ids=ids,
                 marker=Marker(self.predictions_table, self._prediction_marker(key, item, version, ttl)),
@@ -271,19 +292,21 @@ class WindowRecorder:
                 confidence=item.confidence,
                 review=item.route == "review",
                 unknown=item.route_reason == "unknown",
-                features={name: float(values[0]) for name, values in features.items()},
+                features=features,
             )
         marker = {keys.PK: key, keys.TTL: ttl, "kind": "quarantine", "window": arrival_window, "reason": item.code}
         return _Unit(message_ids=ids, marker=Marker(self.predictions_table, marker), window=arrival_window)
 
     def _check(self, unit: _Unit) -> None:
-        """Raise now, for this unit alone, what would otherwise raise for the whole batch in the transaction:
-        an item DynamoDB cannot store, a window whose TTL falls past the calendar's end."""
-        serialize_item(unit.marker.item)
+        """Raise now, for this unit alone, what would otherwise raise for the whole batch in its writes:
+        an item DynamoDB cannot store, a window whose TTL falls past the calendar's end. Checked without
+        building the wire form (:func:`~pigeonhole.adapters.dynamodb_values.check_item`): a capture is
+        serialized once, when it is written, and the rest never is."""
+        check_item(unit.marker.item)
         if len(unit.marker.key.encode("utf-8")) > MAX_KEY_BYTES:
             raise ValueError("marker key exceeds the DynamoDB partition key limit")
         keys.expires_at(keys.parse_iso(unit.window), self.window_ttl_days)
-        serialize_item({"confidence": unit.confidence, **(unit.features or {})})
+        check_item({"confidence": unit.confidence, **(unit.features or {})})
 
     def _prediction_marker(self, key: str, c: Classification, version: str, ttl: int) -> dict[str, Any]:
         """The dedup marker; with the prediction (a capture) when the policy captures it, and its
