@@ -59,7 +59,7 @@ def test_sagemaker_bills_each_request_by_the_millisecond() -> None:
     assert line.dollars == pytest.approx(1e6 * 0.003 * 0.0000200 + 1e6 * 1000 / 1e9 * 0.016)
 
 
-def test_classify_usage_counts_markers_as_accounting_and_prices_captures_apart() -> None:
+def test_classify_usage_prices_captures_apart_from_the_window_accounting() -> None:
     count = {
         "events": 100,
         "invocations": 10,
@@ -67,31 +67,61 @@ def test_classify_usage_counts_markers_as_accounting_and_prices_captures_apart()
             "esm:sqs.ReceiveMessage": 10,
             "esm:sqs.DeleteMessageBatch": 10,
             "events.PutEvents": 10,
-            "dynamodb.TransactWriteItems": 10,
+            "dynamodb.PutItem": 10,
         },
         "billed": {
             "sqs_requests": 20,
             "eventbridge_events": 100,
-            "dynamodb_wcu": 50,
+            "dynamodb_wcu": 30,
             "dynamodb_wcu[p-windows]": 10,
-            "dynamodb_wcu[p-predictions]": 40,
-            "dynamodb_wcu_in_transactions[p-windows]": 10,
-            "dynamodb_wcu_in_transactions[p-predictions]": 30,  # markers; the other 10 were written apart
+            "dynamodb_wcu[p-predictions]": 20,  # captures: one plain put each
         },
         "log_bytes": 10_000,
     }
     usage = model_costs.classify_usage(count, warm_batch_ms=5.0, memory_mb=1769)
     base = usage["base"]
     assert usage["windows_wcu_per_event"] == pytest.approx(0.1)
-    assert usage["markers_wcu_per_event"] == pytest.approx(0.3)
-    assert usage["accounting_wcu_per_event"] == pytest.approx(0.4)
-    assert usage["capture_wcu_per_event"] == pytest.approx(0.1)
-    assert base.wcu == pytest.approx(0.4)  # the accounting is in the base; captures are their own line
+    assert usage["capture_wcu_per_event"] == pytest.approx(0.2)
+    assert base.wcu == pytest.approx(0.1)  # the accounting is in the base; captures are their own line
     assert usage["output_events_per_event"] == pytest.approx(1.0)
     assert base.eventbridge_events == 0
     # 5 ms of compute at a full vCPU + 2 own calls per invocation × the assumed round trip
     assert usage["duration_ms"] == pytest.approx(5.0 + 2 * model_costs.AWS_CALL_MS)
     assert base.log_bytes == pytest.approx((10_000 + 10 * model_costs.PLATFORM_LOG_BYTES) / 100)
+
+
+def test_window_accounting_splits_per_event_items_from_per_window_merges() -> None:
+    count = {
+        "classify": {
+            "events": 200,
+            "billed": {
+                "dynamodb_wcu[b-windows]": 23,
+                "dynamodb_wcu_kind[batch_item]": 20,
+                "dynamodb_items_kind[batch_item]": 20,
+                "dynamodb_wcu_kind[model_registry]": 3,
+            },
+        },
+        "drift": {
+            "events": 200,
+            "billed": {
+                "dynamodb_wcu_kind[window_merge]": 2,
+                "dynamodb_items_kind[window_merge]": 1,
+                "dynamodb_wcu_kind[window_report]": 22,
+                "dynamodb_items_kind[window_report]": 1,
+            },
+        },
+    }
+    acc = model_costs.window_accounting(count)
+    assert acc["batch_items_wcu_per_event"] == pytest.approx(0.1)
+    assert acc["late_pointers_wcu_per_event"] == 0
+    assert acc["per_event_wcu"] == pytest.approx(0.1)
+    assert acc["registry_wcu_per_event"] == pytest.approx(0.015)
+    assert acc["classify_windows_wcu_per_event"] == pytest.approx(0.115)
+    assert acc["events_per_window"] == pytest.approx(200)
+    assert acc["merge_wcu_per_window"] == pytest.approx(2)
+    assert acc["merges_wcu_per_event"] == pytest.approx(0.01)
+    assert acc["report_wcu_per_window"] == pytest.approx(22)
+    assert acc["counted_run_wcu_per_event"] == pytest.approx(0.125)  # windows table on both paths, reports apart
 
 
 def test_targets_report_met_and_not_met() -> None:
@@ -104,9 +134,12 @@ def test_targets_report_met_and_not_met() -> None:
         },
         "size": {"x86_64": {"runtime_layer": {"unzipped_bytes": 145e6}}},
         "costs": {
-            "accounting_wcu_per_event": 0.05,
-            "windows_wcu_per_event": 0.03,
-            "markers_wcu_per_event": 0.02,
+            "window_accounting": {
+                "per_event_wcu": 0.1,
+                "batch_items_wcu_per_event": 0.1,
+                "late_pointers_wcu_per_event": 0.0,
+                "merge_wcu_per_window": 2.0,
+            },
             "classification_total": 1.2,
         },
     }
@@ -115,5 +148,8 @@ def test_targets_report_met_and_not_met() -> None:
     assert got["int8 vs fp32 time, batch of 10 (CPU time)"] is True
     assert got["faster than the scikit-learn handler, batch of 10 (CPU time)"] is False  # 3.8×
     assert got["runtime layer unzipped (x86_64)"] is False
-    assert got["window accounting write units per event, batch of 10"] is True
+    assert got["window accounting write units per event, batch of 10"] is True  # 0.1, the limit itself
+    text = next(t["text"] for t in model_costs.targets(result) if t["target"].startswith("window accounting"))
+    assert "marker" not in text
+    assert "2.0 WCU per window for its merge" in text
     assert got["classification with windows, per million events"] is False

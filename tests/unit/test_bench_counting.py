@@ -103,6 +103,42 @@ def test_dynamodb_writes_bill_the_stored_item_and_double_in_transactions() -> No
     assert counter.billed["dynamodb_wcu_in_transactions[windows]"] == 4  # the UpdateItem's 2 were not in one
 
 
+def test_window_items_are_billed_by_kind_on_every_write_path() -> None:
+    from pigeonhole_tools.bench.e2e import window_item_kind
+
+    session = fakeaws.make_session()
+    counter = RequestCounter(item_kind=window_item_kind)
+    counter.attach(session)
+    ddb = session.client("dynamodb")
+    batch_item = {"pk": {"S": "E#v1#000"}, "sk": {"S": "2026-12-04T21:00:00Z#abc"}, "r": {"B": b"x" * 1500}}
+    ddb.put_item(TableName="b10-windows", Item=batch_item)
+    ddb.put_item(TableName="b10-windows", Item={"pk": {"S": "E#v1#late"}, "sk": {"S": "2026-12-04T21:00:00Z#abc"}})
+    ddb.batch_write_item(
+        RequestItems={
+            "b10-windows": [{"PutRequest": {"Item": {"pk": {"S": "W#v1"}, "sk": {"S": "C#2026-12-04T21:00:00Z"}}}}],
+            "b10-predictions": [{"PutRequest": {"Item": {"pk": {"S": "P#v1#e1"}}}}],
+        }
+    )
+    ddb.update_item(
+        TableName="b10-windows",
+        Key={"pk": {"S": "M#models"}, "sk": {"S": "v1"}},
+        UpdateExpression="SET a = :a",
+        ExpressionAttributeValues={":a": {"N": "1"}},
+    )
+    ddb.transact_write_items(
+        TransactItems=[{"Put": {"TableName": "b10-windows", "Item": {"pk": {"S": "W#v1"}, "sk": {"S": "R#x"}}}}]
+    )
+    billed = counter.billed
+    assert billed["dynamodb_wcu_kind[batch_item]"] == 2  # 1.5 KB: two units
+    assert billed["dynamodb_items_kind[batch_item]"] == 1
+    assert billed["dynamodb_wcu_kind[late_pointer]"] == 1
+    assert billed["dynamodb_wcu_kind[window_merge]"] == 1
+    assert billed["dynamodb_wcu_kind[model_registry]"] == 1
+    assert billed["dynamodb_wcu_kind[window_report]"] == 2  # in a transaction
+    assert not any("predictions" in k for k in billed if k.startswith("dynamodb_wcu_kind"))  # not a window item
+    assert sum(v for k, v in billed.items() if k.startswith("dynamodb_wcu_kind")) == billed["dynamodb_wcu[b10-windows]"]
+
+
 def test_without_a_reader_the_sent_item_is_billed() -> None:
     session, counter = _session_with_counter()
     session.client("dynamodb").put_item(TableName="t", Item={"pk": {"S": "k"}, "v": {"S": "z" * 2000}})

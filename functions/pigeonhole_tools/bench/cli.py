@@ -231,15 +231,14 @@ def _derive(result: dict[str, Any], model_dir: Path) -> None:
         b = c["billed"]
         windows = sum(v for k, v in b.items() if k.startswith("dynamodb_wcu[") and "windows" in k)
         predictions = sum(v for k, v in b.items() if k.startswith("dynamodb_wcu[") and "predictions" in k)
-        markers = sum(v for k, v in b.items() if k.startswith("dynamodb_wcu_in_transactions[") and "predictions" in k)
         w = warm.get(size, {}).get("handler")
         scaling.append(
             {
                 "batch": int(size),
                 "events_per_s": w["events_per_s"] if w else None,
+                "wcu_batch_items": b.get("dynamodb_wcu_kind[batch_item]", 0) / ev,
                 "wcu_windows": windows / ev,
-                "wcu_markers": markers / ev,
-                "wcu_capture": (predictions - markers) / ev,
+                "wcu_capture": predictions / ev,
                 "wcu_all": b.get("dynamodb_wcu", 0) / ev,
             }
         )

@@ -38,6 +38,8 @@ _PARAMS_KEY = "pigeonhole_bench_params"
 
 # (table, an item holding at least its key, in DynamoDB JSON) -> the stored item, or None when there is none.
 ItemReader = Callable[[str, Mapping[str, Any]], Mapping[str, Any] | None]
+# (table, the written item or key, in DynamoDB JSON) -> what kind of item it is (None: not broken down).
+ItemKind = Callable[[str, Mapping[str, Any]], str | None]
 
 
 def _number_size(text: str) -> int:
@@ -132,9 +134,13 @@ class RequestCounter:
 
     ``item_reader`` reads a DynamoDB item back after a write (with a client that is *not* attached), so
     the billed size is the stored item's; without it the size of what the request sent is used.
+    ``item_kind`` names each written item's kind (e.g. a window's batch item, its merge): its write units
+    are then also billed under ``dynamodb_wcu_kind[<kind>]``, and the items counted under
+    ``dynamodb_items_kind[<kind>]``.
     """
 
     item_reader: ItemReader | None = None
+    item_kind: ItemKind | None = None
     keep_calls: bool = False
     calls: Counter[str] = field(default_factory=Counter)
     billed: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
@@ -224,29 +230,39 @@ class RequestCounter:
 
         A failed conditional write or a cancelled transaction still consumes write capacity: counted too.
         """
-        wcu = self._write_units(operation, params, parsed)
+        kinds: defaultdict[str, float] = defaultdict(float)
+        wcu = self._write_units(operation, params, parsed, kinds)
         rcu = _read_units(operation, params, parsed)
         out: dict[str, float] = {}
         for name, units in (("dynamodb_wcu", wcu), ("dynamodb_rcu", rcu)):
             if units:
                 out[name] = float(sum(units.values()))
                 out.update({f"{name}[{table}]": float(v) for table, v in units.items()})
+        out.update(kinds)
         if operation == "TransactWriteItems":  # written together: which tables' units one transaction needed
             out.update({f"dynamodb_wcu_in_transactions[{table}]": float(v) for table, v in wcu.items()})
         return out
 
     def _write_units(
-        self, operation: str, params: Mapping[str, Any], parsed: Mapping[str, Any]
+        self, operation: str, params: Mapping[str, Any], parsed: Mapping[str, Any], kinds: defaultdict[str, float]
     ) -> defaultdict[str, float]:
         wcu: defaultdict[str, float] = defaultdict(float)
+
+        def bill(table: str, item: Mapping[str, Any], units: int) -> None:
+            wcu[table] += units
+            kind = self.item_kind(table, item) if self.item_kind is not None else None
+            if kind is not None:
+                kinds[f"dynamodb_wcu_kind[{kind}]"] += units
+                kinds[f"dynamodb_items_kind[{kind}]"] += 1
+
         if operation in ("PutItem", "UpdateItem", "DeleteItem"):
             table, size = self._write(operation.removesuffix("Item"), params)
-            wcu[table] += write_units(size)
+            bill(table, params.get("Item") or params.get("Key", {}), write_units(size))
         elif operation == "TransactWriteItems":
             for entry in params.get("TransactItems", []):
                 ((kind, body),) = entry.items()
                 table, size = self._write(kind, body)
-                wcu[table] += write_units(size, transactional=True)
+                bill(table, body.get("Item") or body.get("Key", {}), write_units(size, transactional=True))
         elif operation == "BatchWriteItem":
             unprocessed = parsed.get("UnprocessedItems", {}) or {}
             for table, requests in params.get("RequestItems", {}).items():
@@ -254,9 +270,10 @@ class RequestCounter:
                 for request in requests[:done]:
                     if "PutRequest" in request:
                         item = request["PutRequest"]["Item"]
-                        wcu[table] += write_units(self._stored_size(table, item, item))
+                        bill(table, item, write_units(self._stored_size(table, item, item)))
                     else:
-                        wcu[table] += write_units(item_size(request["DeleteRequest"]["Key"]))
+                        key = request["DeleteRequest"]["Key"]
+                        bill(table, key, write_units(item_size(key)))
         return wcu
 
 

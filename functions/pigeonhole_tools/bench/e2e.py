@@ -82,9 +82,30 @@ class _Reader:
         return self._client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
 
 
+def window_item_kind(table: str, item: Mapping[str, Any]) -> str | None:
+    """Which part of the window accounting a windows-table item is (`docs/monitoring.md`'s key layout), so
+    the per-batch writes, the rare extras and the drift function's per-window merges are priced apart."""
+    from pigeonhole.drift import batches, compaction
+    from pigeonhole.drift import layout as keys
+
+    if not table.endswith("windows"):
+        return None
+    pk = str(item.get(keys.PK, {}).get("S", ""))
+    sk = str(item.get(keys.SK, {}).get("S", ""))
+    if pk == keys.MODELS_PK:
+        return "model_registry"
+    if pk.startswith(batches.BATCH_PREFIX):
+        return "late_pointer" if pk.endswith("#" + batches.LATE_SUFFIX) else "batch_item"
+    if sk.startswith(compaction.COMPACTED_PREFIX):
+        return "window_merge"
+    if sk.startswith(keys.REPORT_PREFIX):
+        return "window_report"
+    return "window_other"  # label counters (feedback), summaries
+
+
 def _counted(reader: _Reader) -> tuple[boto3.Session, RequestCounter]:
     session = boto3.Session()
-    counter = RequestCounter(item_reader=reader)
+    counter = RequestCounter(item_reader=reader, item_kind=window_item_kind)
     counter.attach(session)
     return session, counter
 

@@ -267,31 +267,68 @@ def _scaling(r: Mapping[str, Any]) -> list[str]:
         "## Scaling with batch size",
         "",
         "events/s = batch ÷ the warm handler's median time (one core, AWS answered in-process: an upper bound for "
-        "one execution environment); WCU per event counted end to end. Batches above 10 need the mapping's "
-        "batching window (`MaximumBatchingWindowInSeconds`); here 100 = ten receives of 10 handed over at once.",
+        "one execution environment); WCU per event counted end to end on the classify path: the window batch items "
+        "alone, the windows table (batch items plus late pointers and the model-registry entry, written once per "
+        "container and day), the captures (predictions table, an option), and everything. Batches above 10 need "
+        "the mapping's batching window (`MaximumBatchingWindowInSeconds`); here 100 = ten receives of 10 handed "
+        "over at once.",
         "",
         *_table(
             [
                 "batch",
                 "events/s (handler, CPU)",
-                "WCU/event: window items",
-                "WCU/event: markers in the window transaction",
-                "WCU/event: captures apart",
+                "WCU/event: window batch items",
+                "WCU/event: windows table",
+                "WCU/event: captures",
                 "WCU/event (all)",
             ],
             [
                 [
                     str(x["batch"]),
                     f"{x['events_per_s']:,.0f}" if x["events_per_s"] else "–",
+                    f"{x.get('wcu_batch_items', 0):.3f}",
                     f"{x['wcu_windows']:.3f}",
-                    f"{x.get('wcu_markers', 0):.3f}",
                     f"{x['wcu_capture']:.3f}",
                     f"{x['wcu_all']:.3f}",
                 ]
                 for x in rows
             ],
         ),
+        *_window_accounting(r),
     ]
+
+
+def _window_accounting(r: Mapping[str, Any]) -> list[str]:
+    """The window accounting's write units: per event, per window, and amortized at a window's volume."""
+    acc = (r.get("costs") or {}).get("window_accounting")
+    if not acc:
+        return []
+    lines = [
+        "",
+        f"Window accounting at batch {r['costs']['batch_size']}, counted: "
+        f"**{acc['batch_items_wcu_per_event']:.3f} WCU per event for the batch items** (one item per batch and "
+        f"window, under 1 KB) + {acc['late_pointers_wcu_per_event']:.3f} for late pointers; the model-registry "
+        f"entry (once per container and day) added {acc['registry_wcu_per_event']:.3f} per event over this short "
+        f"run (the classify path's windows-table total: {acc['classify_windows_wcu_per_event']:.3f}).",
+    ]
+    if "merge_wcu_per_window" in acc:
+        per_event = acc["per_event_wcu"]
+        merge = acc["merge_wcu_per_window"]
+        lines += [
+            f"The drift function's merge of a closed window costs **{merge:.1f} WCU per window** "
+            f"(and its report {acc.get('report_wcu_per_window', 0):.1f}, monitoring rather than accounting). This "
+            f"run put {acc['events_per_window']:,.0f} events in each of its {acc['windows_merged']:.0f} windows, so "
+            f"the merges added {acc['merges_wcu_per_event']:.3f} per event and the counted end-to-end total is "
+            f"{acc['counted_run_wcu_per_event']:.3f}. Amortized, per event = {per_event:.3f} + {merge:.1f} ÷ "
+            "(events per window):",
+            "",
+            *_table(
+                ["events per window", "WCU per event"],
+                [[f"{n:,}", f"{per_event + merge / n:.4f}"] for n in (200, 3_000, 30_000, 300_000)],
+            ),
+            "(3,000 events per 300 s window = 10 events/s; 300,000 = 1,000 events/s.)",
+        ]
+    return [*lines, ""]
 
 
 def _costs(r: Mapping[str, Any]) -> list[str]:
