@@ -28,9 +28,9 @@ BOTO_CONFIG: Final = Config(
     retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
     connect_timeout=CONNECT_TIMEOUT_S,
     read_timeout=READ_TIMEOUT_S,
-    # botocore's client-side validation stays on although it costs ~9 % of the classifier's warm CPU per
-    # batch of 10: with it off, `pigeonhole reliability faults --events 300 --rate 0.3` counted 295 events
-    # in the windows for 286 distinct ones (exact with it on). Not yet explained; see docs/reliability.md.
+    # botocore's client-side validation stays on although it costs ~0.2 ms of the classifier's ~7 ms warm CPU
+    # per batch of 10 (about 3 %, make bench): a run with it off once counted 295 events in the windows for
+    # 286 distinct ones; see docs/reliability.md ("Window counts under faults").
 )
 
 
