@@ -375,3 +375,63 @@ def test_the_platform_fingerprint_names_the_kernels_that_decide_float_bits() -> 
     assert isinstance(blas, list)
     assert blas, "numpy links a BLAS; threadpoolctl must see it"
     assert all({"internal_api", "version", "architecture", "num_threads"} <= set(entry) for entry in blas)
+
+
+# --- Size budget and the vocabulary cap ----------------------------------------------------------------
+
+
+def test_the_size_budget_is_recorded_and_the_default_build_is_within_it(built: tuple[Path, str]) -> None:
+    out, output = built
+    manifest = load_manifest(out)
+    budget = manifest.metrics["size_budget"]
+    assert isinstance(budget, dict)
+    assert budget["max_model_mb"] == 10.0
+    assert budget["within"] is True
+    assert budget["int8_mb"] == round((out / MODEL_FILE).stat().st_size / 1e6, 3)
+    assert "budget 10.0 MB" in output
+    parameters = manifest.build["parameters"]
+    assert isinstance(parameters, dict)
+    assert parameters["max_features"] is None  # the default caps nothing
+    assert budget["n_features"] == parameters["n_features"]
+    assert "--max-features" not in str(manifest.build["command"])  # unset options are not spelled out
+    assert "--max-model-mb 10.0" in str(manifest.build["command"])
+
+
+def test_a_model_over_the_size_budget_is_refused_before_the_other_trainings(
+    data_dir: Path, out_with_readme: Path
+) -> None:
+    code, output = _invoke([*_args(data_dir, out_with_readme), "--max-model-mb", "0.001"])
+    assert code == EXIT_REFUSED
+    assert "held-out model" in output
+    assert "--max-model-mb 0.001" in output
+    assert "--max-features" in output  # the message names the knob that helps
+    assert "(all training rows)" not in output  # refused on the first model: no refit trained
+    _assert_nothing_written(out_with_readme)
+
+
+def test_max_features_caps_each_vectorizer_and_keeps_onnx_parity(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "capped"
+    extra = ("--max-features", "12", "--no-refit", "--unknown-holdout-share", "0", "--max-model-mb", "0")
+    extra = (*extra, "--per-class-correction", "bonferroni")
+    code, output = _invoke([*_args(data_dir, out), *extra])
+    assert code == 0, output
+    manifest = load_manifest(out)
+    parameters = manifest.build["parameters"]
+    assert isinstance(parameters, dict)
+    assert parameters["max_features"] == 12
+    assert 0 < int(parameters["n_features"]) <= 24  # at most 12 per vectorizer (word, char)
+    assert "--max-features 12" in str(manifest.build["command"])
+    vocab = (out / package.VOCAB_FILE).read_text(encoding="utf-8").splitlines()
+    assert 0 < len(vocab) <= 12
+    parity = manifest.metrics["sklearn_vs_onnx_fp32"]
+    assert isinstance(parity, dict)
+    assert parity["top1_agreement"] == 1.0
+    assert parity["max_abs_prob_diff"] < 1e-3
+    budget = manifest.metrics["size_budget"]
+    assert isinstance(budget, dict)
+    assert budget["max_model_mb"] == 0.0
+    assert budget["within"] is True
+    per_class = manifest.metrics["per_class_thresholds"]
+    assert isinstance(per_class, dict)
+    assert "corrected for 5 classes (bonferroni)" in str(per_class["rule"])
+    assert "--per-class-correction bonferroni" in str(manifest.build["command"])

@@ -3,13 +3,16 @@ and the graph with the Mul inserted computes exactly what the numpy reference co
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from pigeonhole.model.manifest import load_manifest
 from pigeonhole.model.session import make_session
-from pigeonhole_tools.training import calibrate
+from pigeonhole_tools.training import calibrate, decide
 from pigeonhole_tools.training.evaluate import expected_calibration_error
 
 
@@ -136,3 +139,80 @@ def test_a_binary_graph_is_calibrated_on_its_sigmoid() -> None:
     onnx.checker.check_model(model)
     scaled = make_session(model.SerializeToString(), threads=1).run(["probabilities"], {"x": x})[0]
     np.testing.assert_allclose(scaled, calibrate.apply_temperature(raw, 0.5), atol=1e-5)
+
+
+# --- The guard: keep T = 1 when the NLL-fitted T raises validation ECE ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def calibrated_with_confident_mistakes() -> tuple[np.ndarray, np.ndarray]:
+    """Labels drawn from the reported probabilities (calibrated), plus 2 % of mistakes at confidence ~1 with
+    ~1e-9 on the true class: their log-loss pulls the NLL-optimal T above 1, which makes the calibrated bulk
+    under-confident (ECE rises) -- the shape of the `--layers 2` BANKING77 model."""
+    rng = np.random.default_rng(11)
+    probs = _softmax(rng.normal(0.0, 2.0, size=(3000, 5)))
+    y = np.asarray([rng.choice(5, p=row) for row in probs])
+    for i in rng.choice(3000, 60, replace=False):
+        top = int(probs[i].argmax())
+        y[i] = (top + 1) % 5
+        probs[i] = np.full(5, 1e-9)
+        probs[i][top] = 1 - 4e-9
+    return probs.astype(np.float32), y
+
+
+def test_the_guard_keeps_t_1_when_the_fitted_t_raises_validation_ece(
+    calibrated_with_confident_mistakes: tuple[np.ndarray, np.ndarray],
+) -> None:
+    probs, y = calibrated_with_confident_mistakes
+    choice = calibrate.choose_temperature(probs, y)
+    assert choice.fitted > 1.2  # NLL did want to soften ...
+    assert choice.validation["with_fitted"]["nll"] < choice.validation["before"]["nll"]
+    assert choice.validation["with_fitted"]["ece_15"] > choice.validation["before"]["ece_15"]  # ... at ECE's cost
+    assert not choice.kept_fitted
+    assert choice.temperature == 1.0
+    assert choice.validation["after"] == choice.validation["before"]
+    assert "raises validation ECE" in choice.reason
+    assert "T = 1 kept" in choice.reason
+
+
+def test_the_guard_keeps_a_fitted_t_that_lowers_validation_ece(overconfident: tuple[np.ndarray, np.ndarray]) -> None:
+    probs, y = overconfident
+    choice = calibrate.choose_temperature(probs, y)
+    assert choice.kept_fitted
+    assert choice.temperature == choice.fitted == calibrate.fit_temperature(probs, y)
+    assert choice.validation["after"]["ece_15"] < choice.validation["before"]["ece_15"]
+    assert choice.validation["after"] == choice.validation["with_fitted"]
+
+
+def test_the_guard_rule_on_its_edges() -> None:
+    assert calibrate.keeps_fitted_temperature(0.05, 0.03)
+    assert calibrate.keeps_fitted_temperature(0.03, 0.03)  # a tie keeps it: NLL still fell
+    assert not calibrate.keeps_fitted_temperature(0.0126, 0.0250)  # --layers 2 on BANKING77 validation
+
+
+def test_the_guard_does_not_fire_for_the_committed_default_package() -> None:
+    """The decision on the validation numbers the committed BANKING77 build recorded: T = 0.8133 stays,
+    so the default package is what the guarded build makes (no rebuild needed to know it)."""
+    manifest = load_manifest(Path(__file__).resolve().parents[2] / "layers" / "model")
+    record = manifest.metrics["calibration"]
+    assert isinstance(record, dict)
+    validation = record["validation"]
+    assert record["temperature"] != 1.0
+    assert calibrate.keeps_fitted_temperature(validation["before"]["ece_15"], validation["after"]["ece_15"])
+
+
+def test_decide_ships_t_1_and_records_why_when_the_guard_fires(
+    calibrated_with_confident_mistakes: tuple[np.ndarray, np.ndarray],
+) -> None:
+    probs, y = calibrated_with_confident_mistakes
+    classes = [f"c{i}" for i in range(5)]
+    decisions, p_val = decide.decide(probs, y, classes, target=0.9, calibrate_on=True)
+    assert decisions.temperature == 1.0
+    assert np.allclose(p_val, probs, atol=1e-6)  # thresholds chosen on the uncalibrated probabilities
+    record = decide.calibration_record(1.0, decisions, probs, probs, y, refit=False)
+    assert record["method"] == "none"
+    guard = record["guard"]
+    assert isinstance(guard, dict)
+    assert guard["kept_fitted"] is False
+    assert guard["fitted_temperature"] > 1.2
+    assert "calibration guard" in decide.calibration_summary(decisions)

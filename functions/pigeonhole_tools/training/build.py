@@ -11,9 +11,9 @@ same recipe and seed, because on BANKING77 the 10 % held out for the threshold c
 of accuracy. The eval report shows what the threshold does with the shipped model. --no-refit
 ships the first model (one training, the threshold then comes from the shipped model itself).
 
-Gates (the package is refused, nothing written to --out): int8 not dominating the weight bytes,
-int8 accuracy more than --max-accuracy-drop below fp32, or a staged package that fails to load or
-to reproduce the build's probabilities.
+Gates (the package is refused, nothing written to --out): int8 not dominating the weight bytes, an int8
+graph over --max-model-mb (checked on the first model already), int8 accuracy more than
+--max-accuracy-drop below fp32, or a staged package that fails to load or reproduce its probabilities.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ class BuildOptions:
     max_accuracy_drop: float = d.MAX_ACCURACY_DROP
     target_auto_precision: float = d.TARGET_AUTO_PRECISION
     min_int8_share: float = d.MIN_INT8_SHARE
+    max_model_mb: float = d.MAX_MODEL_MB
     threads: int = d.THREADS
     latency_repeats: int = d.LATENCY_REPEATS
     input_field: str = d.INPUT_FIELD
@@ -81,6 +82,7 @@ class BuildOptions:
     calibrate: bool = d.CALIBRATE
     unknown_holdout_share: float = d.UNKNOWN_HOLDOUT_SHARE
     unknown_target_known_share: float = d.UNKNOWN_TARGET_KNOWN_SHARE
+    per_class_correction: str = d.PER_CLASS_CORRECTION
     command: str = ""
 
 
@@ -237,6 +239,7 @@ def _build_info(opts: BuildOptions, model: TrainedModel, split: Splits) -> dict[
             "max_accuracy_drop": opts.max_accuracy_drop,
             "target_auto_precision": opts.target_auto_precision,
             "min_int8_share": opts.min_int8_share,
+            "max_model_mb": opts.max_model_mb,
             "opset": opts.opset,
             "threads": opts.threads,
             "featurizer": "FeatureUnion(tfidf word n-grams token_pattern=\\b\\w+\\b, tfidf char n-grams), "
@@ -304,17 +307,19 @@ def _validation_decisions(
     held_out_model = _train(split.train_texts, split.train_labels, opts, ui, "training (validation held out)", split)
     with ui.step("Exporting to ONNX and quantizing to int8"):
         held_out = _export_and_quantize(held_out_model, spec, opts, directory)
+        quantize.check_size(held_out.int8, opts.max_model_mb, held_out_model.n_features, "held-out model")
     with ui.step("Calibrating and choosing the review thresholds on the validation rows"):
         p_val_raw = _score_int8(held_out, split.validation_texts, spec, opts.threads)
         y_val = _indices(split.validation_labels, held_out_model.classes)
         decisions, _ = decide.decide(
-            p_val_raw, y_val, held_out_model.classes, opts.target_auto_precision, opts.calibrate
+            p_val_raw,
+            y_val,
+            held_out_model.classes,
+            opts.target_auto_precision,
+            opts.calibrate,
+            opts.per_class_correction,
         )
-    quality = decisions.validation_quality
-    ui.info(
-        f"temperature {decisions.temperature:.4f}: validation ECE {quality['before']['ece_15']:.4f} -> "
-        f"{quality['after']['ece_15']:.4f}; {len(decisions.per_class)} class(es) get their own threshold"
-    )
+    ui.info(decide.calibration_summary(decisions))
     if not decisions.review.reached_target:
         ui.warn(
             f"no threshold reaches auto-routed accuracy {opts.target_auto_precision} on validation: "
@@ -391,10 +396,11 @@ def run_build(opts: BuildOptions, ui: Reporter | None = None) -> Manifest:
             shipped_model = held_out_model
         with ui.step("Exporting to ONNX (calibrated) and quantizing to int8"):
             shipped = _export_and_quantize(
-                shipped_model, spec, opts, scratch / "shipped", temperature if opts.calibrate else None
+                shipped_model, spec, opts, scratch / "shipped", temperature if temperature != 1.0 else None
             )
         model, classes = shipped.model, shipped.model.classes
-        ui.info(f"int8 holds {shipped.weights.int8_share:.1%} of the initializer bytes")
+        size = quantize.check_size(shipped.int8, opts.max_model_mb, model.n_features, "shipped model")
+        ui.info(f"int8 holds {shipped.weights.int8_share:.1%} of the initializer bytes; {quantize.size_summary(size)}")
 
         with ui.step("Evaluating fp32 and int8 through the runtime path"):
             scored = _score(shipped, split, spec, opts.threads, temperature)
@@ -437,6 +443,7 @@ def run_build(opts: BuildOptions, ui: Reporter | None = None) -> Manifest:
             "scored_in_runs_of": evaluate.EVAL_BATCH,
             "int8_alone_vs_in_batch": scored.int8_alone_vs_in_batch,
             "sizes": {"fp32_bytes": fp32_size, "int8_bytes": int8_size, "int8_to_fp32": int8_size / fp32_size},
+            "size_budget": size,
             "quantization": {"weight_type": "QInt8", "method": "dynamic", **shipped.weights.as_dict()},
             "latency": latency,
             "review_threshold": threshold,

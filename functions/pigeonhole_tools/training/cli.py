@@ -60,6 +60,14 @@ def build(
     char_ngrams: Annotated[
         str, typer.Option(help="Character n-gram range, e.g. 1,4.", rich_help_panel=_TRAINING)
     ] = ",".join(map(str, d.CHAR_NGRAMS)),
+    max_features: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Cap each vectorizer (word, char) at its N most frequent n-grams; default: no cap.",
+            rich_help_panel=_TRAINING,
+        ),
+    ] = d.MAX_FEATURES,
     batch_size: Annotated[int, typer.Option(min=1, rich_help_panel=_TRAINING)] = d.BATCH_SIZE,
     alpha: Annotated[float, typer.Option(min=0.0, help="L2 penalty.", rich_help_panel=_TRAINING)] = d.ALPHA,
     learning_rate: Annotated[
@@ -75,6 +83,14 @@ def build(
         float,
         typer.Option(min=0.0, max=1.0, help="Refuse if int8 holds less of the weight bytes.", rich_help_panel=_GATES),
     ] = d.MIN_INT8_SHARE,
+    max_model_mb: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Refuse if the int8 model.onnx exceeds this many MB (10^6 B); 0: no budget.",
+            rich_help_panel=_GATES,
+        ),
+    ] = d.MAX_MODEL_MB,
     target_auto_precision: Annotated[
         float,
         typer.Option(min=0.0, max=1.0, help="Accuracy the auto-routed events must reach on validation."),
@@ -85,6 +101,14 @@ def build(
             "--calibrate/--no-calibrate", help="Temperature scaling fitted on the validation rows, inside the graph."
         ),
     ] = d.CALIBRATE,
+    per_class_correction: Annotated[
+        str,
+        typer.Option(
+            help="Per-class thresholds: 'none' (Wilson z = 1.96 per class) or 'bonferroni' (z corrected for "
+            "the number of classes: fewer thresholds fitted to noise).",
+            callback=lambda value: _choice(value, ("none", "bonferroni")),
+        ),
+    ] = d.PER_CLASS_CORRECTION,
     unknown_holdout_share: Annotated[
         float,
         typer.Option(
@@ -130,6 +154,7 @@ def build(
             seed=seed,
             word_ngrams=_ngram_range(word_ngrams),
             char_ngrams=_ngram_range(char_ngrams),
+            max_features=max_features,
         ),
         eval_fraction=eval_fraction,
         validation_fraction=validation_fraction,
@@ -139,7 +164,9 @@ def build(
         calibrate=calibrate,
         unknown_holdout_share=unknown_holdout_share,
         unknown_target_known_share=unknown_target_known_share,
+        per_class_correction=per_class_correction,
         min_int8_share=min_int8_share,
+        max_model_mb=max_model_mb,
         threads=threads,
         latency_repeats=latency_repeats,
         input_field=input_field,
@@ -267,6 +294,12 @@ def golden_set(
     )
 
 
+def _choice(value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise typer.BadParameter(f"expected one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 def _ngram_range(text: str) -> tuple[int, int]:
     """'1,2' -> (1, 2); a bad range is a usage error, not a traceback."""
     try:
@@ -318,6 +351,7 @@ def summary_table(manifest: Manifest) -> Table:
     )
     for label, key in (("latency, 1 event (ms)", "single_event_ms"), ("latency, 10 events (ms)", "batch_of_10_ms")):
         table.add_row(label, _fmt(_get(m, "latency", "fp32", key), ".3f"), _fmt(_get(m, "latency", "int8", key), ".3f"))
+    table.add_row("size budget, int8 (MB; 0: none)", "", _fmt(_get(m, "size_budget", "max_model_mb"), ".1f"))
     table.add_row("top-1 agreement fp32/int8", "", _fmt(_get(m, "fp32_vs_int8", "top1_agreement")))
     table.add_row("max |Δp| fp32/int8", "", _fmt(_get(m, "fp32_vs_int8", "max_abs_prob_diff")))
     table.add_row("int8 share of weight bytes", "", _fmt(_get(m, "quantization", "int8_share")))

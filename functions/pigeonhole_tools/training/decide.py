@@ -22,6 +22,9 @@ class Decisions:
     review: evaluate.ThresholdChoice
     per_class: list[routes.ClassThreshold]
     validation_quality: dict[str, dict[str, float]]  # calibration before/after on the validation rows
+    calibration: calibrate.TemperatureChoice | None = None  # None when calibration is off
+    wilson_z: float = routes.WILSON_Z  # of the per-class test (routes.wilson_z_for)
+    per_class_correction: str = "none"
 
 
 def decide(
@@ -30,16 +33,32 @@ def decide(
     classes: list[str],
     target: float,
     calibrate_on: bool,
+    per_class_correction: str = "none",
 ) -> tuple[Decisions, NDArray[np.float64]]:
-    """Fit T on uncalibrated validation probabilities, then choose the thresholds on the calibrated ones."""
-    temperature = calibrate.fit_temperature(p_val_raw, y_val) if calibrate_on else 1.0
+    """Fit T on uncalibrated validation probabilities (guarded: T = 1 if it raises validation ECE), then choose
+    the thresholds on the calibrated ones."""
+    choice = calibrate.choose_temperature(p_val_raw, y_val) if calibrate_on else None
+    temperature = choice.temperature if choice is not None else 1.0
     p_val = calibrate.apply_temperature(p_val_raw, temperature)
     conf, pred = p_val.max(axis=1), p_val.argmax(axis=1)
     correct = pred == y_val
     review = evaluate.select_threshold(conf, correct, target)
-    per_class = routes.per_class_thresholds(conf, pred, correct, classes, review.threshold, target)
+    z = routes.wilson_z_for(per_class_correction, len(classes))
+    per_class = routes.per_class_thresholds(conf, pred, correct, classes, review.threshold, target, z=z)
     quality = {"before": calibrate.quality(p_val_raw, y_val), "after": calibrate.quality(p_val, y_val)}
-    return Decisions(temperature, review, per_class, quality), p_val
+    return Decisions(temperature, review, per_class, quality, choice, z, per_class_correction), p_val
+
+
+def calibration_summary(decisions: Decisions) -> str:
+    """One line for the build's output: the temperature, validation ECE, and the guard's verdict."""
+    quality = decisions.validation_quality
+    line = (
+        f"temperature {decisions.temperature:.4f}: validation ECE {quality['before']['ece_15']:.4f} -> "
+        f"{quality['after']['ece_15']:.4f}; {len(decisions.per_class)} class(es) get their own threshold"
+    )
+    if decisions.calibration is not None and not decisions.calibration.kept_fitted:
+        line += f" (calibration guard: {decisions.calibration.reason})"
+    return line
 
 
 def class_threshold_vector(classes: list[str], review: float, per_class: dict[str, float]) -> NDArray[np.float64]:
@@ -85,8 +104,13 @@ def per_class_record(
         "target_auto_precision": target,
         "rule": (
             f"a class gets its own threshold when its validation auto-routed precision at the global threshold "
-            f"is significantly below the target (Wilson {routes.WILSON_Z} upper bound < target, >= "
+            f"is significantly below the target (Wilson {decisions.wilson_z} upper bound < target, >= "
             f"{routes.MIN_CLASS_EVENTS} events); the threshold is the lowest reaching the target on its events"
+            + (
+                ""
+                if decisions.per_class_correction == "none"
+                else f"; z corrected for {len(classes)} classes ({decisions.per_class_correction})"
+            )
         ),
         "thresholds": picked,
         "classes": per_label,
@@ -108,11 +132,24 @@ def calibration_record(
     fitted_on = "validation rows (NLL), int8 probabilities of the model trained without them"
     if refit:
         fitted_on += "; the same T is applied to the refit shipped model"
+    choice = decisions.calibration
+    guard: dict[str, object] = {"rule": "off (--no-calibrate)"}
+    if choice is not None:
+        guard = {
+            "rule": "keep the NLL-fitted T only if it does not raise validation ECE (15 bins); else T = 1",
+            "fitted_temperature": choice.fitted,
+            "kept_fitted": choice.kept_fitted,
+            "reason": choice.reason,
+            "validation_with_fitted": choice.validation["with_fitted"],
+        }
     return {
         "method": "temperature" if temperature != 1.0 else "none",
         "temperature": temperature,
+        "guard": guard,
         "fitted_on": fitted_on,
-        "in_graph": "Mul(logits, 1/T) before the final Softmax; fp32 and int8 share T",
+        "in_graph": "Mul(logits, 1/T) before the final Softmax; fp32 and int8 share T"
+        if temperature != 1.0
+        else "nothing (T = 1)",
         "validation": decisions.validation_quality,
         "eval": {
             "fp32": calibrate.before_after(fp32, y_eval, temperature),

@@ -117,3 +117,36 @@ def check_int8(report: WeightReport, min_share: float = DEFAULT_MIN_INT8_SHARE) 
             f"quantization did not take: int8 holds {report.int8_share:.1%} of initializer bytes, "
             f"below the required {min_share:.0%} ({report.as_dict()['initializer_bytes_by_dtype']})"
         )
+
+
+def size_budget(int8_bytes: int, max_model_mb: float, n_features: int) -> dict[str, object]:
+    """The int8 model.onnx against the size budget (decimal MB, as the docs report sizes); 0 = no budget."""
+    return {
+        "max_model_mb": max_model_mb,
+        "int8_mb": round(int8_bytes / 1e6, 3),
+        "n_features": n_features,
+        "within": max_model_mb <= 0 or int8_bytes <= max_model_mb * 1e6,
+    }
+
+
+def check_size(int8_path: Path, max_model_mb: float, n_features: int, which: str) -> dict[str, object]:
+    """Refuse a graph over the budget (like the other gates: nothing is written), naming the knob that helps.
+
+    The build checks the held-out model first: the shipped model is trained on a superset of its rows with
+    the same vocabulary rule, so it has at least as many features; refusing early saves the other trainings.
+    """
+    int8_bytes = int8_path.stat().st_size
+    record = size_budget(int8_bytes, max_model_mb, n_features)
+    if not record["within"]:
+        raise BuildRefusedError(
+            f"the int8 graph of the {which} is {int8_bytes / 1e6:.2f} MB ({n_features} features), over "
+            f"--max-model-mb {max_model_mb}: cap the vocabulary with --max-features (per vectorizer), narrow "
+            "the n-gram ranges or lower --hidden (or pass --max-model-mb 0 to build it anyway)"
+        )
+    return record
+
+
+def size_summary(record: dict[str, object]) -> str:
+    budget = record["max_model_mb"]
+    limit = f"budget {budget} MB" if isinstance(budget, int | float) and budget > 0 else "no size budget"
+    return f"int8 model {record['int8_mb']} MB ({record['n_features']} features), {limit}"

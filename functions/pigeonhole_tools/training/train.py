@@ -16,12 +16,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import FeatureUnion
 
 from pigeonhole.model.features import TOKEN_PATTERN
 from pigeonhole_tools.training import defaults as d
+from pigeonhole_tools.training.errors import DataError
 
 EpochCallback = Callable[["EpochReport"], None]
 
@@ -40,6 +41,7 @@ class TrainParams:
     word_ngrams: tuple[int, int] = d.WORD_NGRAMS
     char_ngrams: tuple[int, int] = d.CHAR_NGRAMS
     min_df: int = d.MIN_DF
+    max_features: int | None = d.MAX_FEATURES  # per vectorizer: at most this many n-grams (capped_vocabulary)
 
     def as_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -93,13 +95,57 @@ class TrainedModel:
         return np.asarray(self.mlp.predict_proba(x), dtype=np.float32)
 
 
-def make_features(params: TrainParams) -> FeatureUnion:
-    """Word 1-2 grams + char 1-4 grams; both exactly convertible to ONNX's Tokenizer + TfIdfVectorizer."""
+def make_features(params: TrainParams, normalized_texts: Sequence[str] | None = None) -> FeatureUnion:
+    """Word 1-2 grams + char 1-4 grams; both exactly convertible to ONNX's Tokenizer + TfIdfVectorizer.
+
+    With `params.max_features` each vectorizer gets a fixed vocabulary chosen on `normalized_texts` by
+    `capped_vocabulary` (not TfidfVectorizer's own `max_features`, see there). The int8 size is about
+    features × hidden bytes, so this is the knob that keeps a noisy corpus inside the size budget.
+    """
     word = TfidfVectorizer(
         lowercase=False, token_pattern=TOKEN_PATTERN, ngram_range=params.word_ngrams, min_df=params.min_df
     )
     char = TfidfVectorizer(lowercase=False, analyzer="char", ngram_range=params.char_ngrams, min_df=params.min_df)
+    if params.max_features is not None:
+        if normalized_texts is None:
+            raise ValueError("a capped vocabulary is chosen on the training texts: pass them")
+        for vec, length in ((word, _word_count), (char, len)):
+            vocabulary = capped_vocabulary(vec, normalized_texts, params.max_features)
+            # The ONNX TfIdfVectorizer refuses a max n-gram length its pool has no n-gram of; counting
+            # n-grams the vocabulary lacks adds nothing, so the range ends at the longest one kept.
+            longest = max((length(term) for term in vocabulary), default=vec.ngram_range[0])
+            vec.set_params(vocabulary=vocabulary, ngram_range=(vec.ngram_range[0], min(vec.ngram_range[1], longest)))
     return FeatureUnion([("word", word), ("char", char)])
+
+
+def _word_count(term: str) -> int:
+    return len(term.split(" "))
+
+
+def capped_vocabulary(vectorizer: TfidfVectorizer, normalized_texts: Sequence[str], limit: int) -> list[str]:
+    """At most `limit` n-grams: every one seen at least c times in the corpus, c the smallest count that fits.
+
+    Why not TfidfVectorizer(max_features=...): it keeps the top `limit` by count and breaks ties at the
+    cut arbitrarily, so it can keep the bigram "on 0800…" and drop the word "0800…". The ONNX
+    TfIdfVectorizer then never counts that bigram (measured on SMS spam: 38 of 1,000 rows' TF-IDF
+    differed from scikit-learn's, against 24 uncapped). A count cut-off keeps ties together, and an
+    n-gram is never more frequent than its parts, so every kept n-gram's words (or characters) are kept.
+    """
+    counter = CountVectorizer(
+        lowercase=False,
+        analyzer=vectorizer.analyzer,
+        token_pattern=vectorizer.token_pattern,
+        ngram_range=vectorizer.ngram_range,
+        min_df=vectorizer.min_df,
+    )
+    counts = np.asarray(counter.fit_transform(list(normalized_texts)).sum(axis=0)).ravel()
+    terms = counter.get_feature_names_out()
+    if counts.size > limit:
+        cutoff = np.sort(counts)[::-1][limit] + 1  # strictly above the (limit+1)-th largest count
+        terms = terms[counts >= cutoff]
+    if terms.size == 0:
+        raise DataError(f"--max-features {limit} keeps no n-gram: the {limit + 1} most frequent ones tie")
+    return [str(t) for t in terms]  # sorted, as scikit-learn sorts a fitted vocabulary
 
 
 def train(
@@ -111,7 +157,7 @@ def train(
 ) -> TrainedModel:
     """Fit the featurizer once, then the MLP epoch by epoch; deterministic for a given seed."""
     started = time.perf_counter()
-    features = make_features(params)
+    features = make_features(params, normalized_texts)
     x = features.fit_transform(list(normalized_texts)).astype(np.float32)
     y = np.asarray(labels, dtype=object)
     classes = np.array(sorted(set(labels)), dtype=object)
