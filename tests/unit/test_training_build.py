@@ -365,6 +365,8 @@ def test_verify_prints_the_numbers_of_a_package(built: tuple[Path, str]) -> None
     assert code == 0, output
     assert "synthetic 0.1.0" in output
     assert "review threshold" in output
+    assert "guard: fitted T = " in output  # the calibration guard's verdict (kept here: ECE fell)
+    assert "size budget" in output
 
 
 def test_the_platform_fingerprint_names_the_kernels_that_decide_float_bits() -> None:

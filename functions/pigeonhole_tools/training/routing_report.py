@@ -67,6 +67,9 @@ def calibration_table(manifest: Manifest) -> Table:
     if record is None:
         table.add_row("not recorded (a package built before calibration)", "", "", "", "")
         return table
+    reason = _get(record, "guard", "reason")
+    if isinstance(reason, str):
+        table.caption = f"guard: {reason}"
     for label, key in (("ECE (15 bins)", "ece_15"), ("Brier", "brier"), ("NLL", "nll"), ("accuracy", "accuracy")):
         table.add_row(
             label,
