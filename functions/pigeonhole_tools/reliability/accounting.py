@@ -338,7 +338,9 @@ def merge_windows(items: Iterable[Mapping[str, Any]]) -> WindowTotals:
         records = batches.merged_records(members)
         windows[start].update(batches.totals_from_records(records))
         for r in records if records is not None else ():
-            totals.units.setdefault(bytes(r["id"]), []).append((start, int(r["pred"]), int(r["rev"])))
+            # numpy's fixed-width bytes drop trailing NULs on the way out: pad back to the digest's length.
+            digest = bytes(r["id"]).ljust(batches.DIGEST_BYTES, b"\0")
+            totals.units.setdefault(digest, []).append((start, int(r["pred"]), int(r["rev"])))
     for start, counts in windows.items():
         totals.n += counts["n"]
         totals.rev += counts["rev"]
