@@ -331,6 +331,10 @@ def test_unknown_ids_labels_and_invalid_bodies_are_counted_logged_and_acknowledg
     assert "label" in warned["i3"]["detail"]
     assert "SomethingElse" in warned["i4"]["detail"]
     assert "{not json" not in stream.getvalue()  # never the body
+    # The label that went well has no line of its own: one batch line counts it, by event id.
+    assert [entry for entry in logs if entry.get("message_id") == "ok"] == []
+    (batch,) = [entry for entry in logs if entry["message"] == "feedback batch done"]
+    assert (batch["records"], batch["done"], batch["event_ids"]) == (7, {"labelled": 1}, ["e1"])
 
 
 def test_labels_of_predictions_not_sampled_for_capture(capsys: pytest.CaptureFixture[str]) -> None:
