@@ -18,7 +18,6 @@ from pigeonhole_tools.reliability.report import invariants, to_dict
 from pigeonhole_tools.reliability.run import run_faults
 
 EVENTS = 1_000
-WINDOW_COUNTS = "window counts = distinct events"  # the invariant's name in reliability.report
 POISON = 2
 
 
@@ -47,13 +46,6 @@ def test_every_event_accounted_for_under_faults(rate: float, model_dir: Path, re
     assert len(acc.poison_keys) == POISON
     assert all(acc.receives[k] == MAX_RECEIVE_COUNT for k in acc.poison_keys)
     failed = {i.name: i.detail for i in invariants(result) if not i.held}
-    # "each event in one window" (no unit in two windows, no dead letter counted unless it was published) is
-    # asserted strictly. The totals check stays reported as xfail if it ever fails again (docs/reliability.md,
-    # "Window counts under faults"): two causes of the rare 270-for-268 were found and fixed (a quarantined
-    # redelivery counted in a second window by the clock; a dead letter whose counting write had landed,
-    # which the harness expected uncounted), and it has not recurred since; the xfail keeps the evidence
-    # visible, never passing, should a third cause exist.
-    known = failed.pop(WINDOW_COUNTS, None)
-    assert failed == {}, (failed, data["anomalies"])
-    if known is not None:
-        pytest.xfail(f"known defect, window counts under faults: {known}")
+    # Every invariant strictly, window counts included: the rare 270-for-268 of the per-batch window items
+    # had two causes, both fixed (docs/reliability.md, "Window counts under faults").
+    assert failed == {}, (failed, data["anomalies"], data["windows"])

@@ -13,6 +13,7 @@ from typing import Any
 from pigeonhole.drift import batches
 from pigeonhole.drift import layout as keys
 from pigeonhole.drift.counters import CounterLayout
+from pigeonhole.naming import MAX_RECEIVE_COUNT
 from pigeonhole_tools.reliability.accounting import Accounting, Where, merge_windows, units_in_several_windows
 
 VERSION = "1.0.0"
@@ -37,7 +38,7 @@ def accounting(places: dict[str, list[Where]]) -> Accounting:
     return Accounting(
         entered=len(places),
         places={k: Counter(v) for k, v in places.items()},
-        receives=Counter({k: 3 for k in places}),
+        receives=Counter(dict.fromkeys(places, MAX_RECEIVE_COUNT)),
         kinds=dict.fromkeys(places, "valid"),
         strays=0,
         explained_by_lost=set(),
@@ -83,3 +84,14 @@ def test_a_digest_ending_in_a_zero_byte_is_still_found() -> None:
     totals = merge_windows([item(W1, [classified(zero)])])
     assert acc.dead_letters_counted(totals)  # found by its full 16-byte digest
     assert acc.window_mismatches(totals) == {}
+
+
+def test_a_contract_breaker_dead_lettered_by_faults_is_not_misrouted() -> None:
+    """Quarantined on its first delivery, then every delivery's counting step failed: the DLQ is its final
+    place, explained by the faults (five receives), exactly like a good event's."""
+    acc = accounting({"bad": ["quarantine", "dlq"], "early": ["dlq"], "leaked": ["quarantine", "dlq"]})
+    acc.kinds = dict.fromkeys(acc.places, "invalid")
+    # "leaked" was dead-lettered without five failed deliveries: not the faults.
+    acc.receives = Counter({"bad": MAX_RECEIVE_COUNT, "early": MAX_RECEIVE_COUNT, "leaked": 1})
+    assert acc.misrouted == ["leaked"]
+    assert acc.unexpected_dead_letters == ["leaked"]

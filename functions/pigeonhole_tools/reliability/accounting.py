@@ -195,11 +195,15 @@ class Accounting:
 
     @property
     def misrouted(self) -> list[str]:
-        """Contract breakers anywhere but quarantine, or good events in quarantine."""
+        """Contract breakers anywhere but quarantine, or good events in quarantine. A contract breaker whose
+        deliveries all failed by faults may also sit in the DLQ (quarantined on an earlier delivery, or never):
+        like a good event's, that dead letter is explained by the faults, not by its content."""
         out = []
+        dead = set(self.fault_dead_letters)
         for k, v in self.places.items():
             kind = self.kinds.get(k)
-            if (kind == "invalid" and set(v) - {"quarantine"}) or (kind in ("valid", "off_topic") and v["quarantine"]):
+            allowed = {"quarantine", "dlq"} if k in dead else {"quarantine"}
+            if (kind == "invalid" and set(v) - allowed) or (kind in ("valid", "off_topic") and v["quarantine"]):
                 out.append(k)
         return sorted(out)
 
