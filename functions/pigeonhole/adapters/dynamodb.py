@@ -279,6 +279,15 @@ class DynamoDBAdapter:
         }
 
     # -- plain reads and writes ----------------------------------------------------------------
+    def _pause_or_raise(self, exc: ClientError, attempt: int, deadline: float | None, operation: str) -> None:
+        """After failed ``attempt``: back off when the error is retryable and attempts and time remain; else
+        re-raise it (or, when the pause would end past ``deadline``, raise ``IncompleteWriteError``)."""
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code not in RETRYABLE_ERRORS or attempt >= self._max_attempts:
+            raise exc
+        if not self._backoff(attempt, deadline):
+            raise IncompleteWriteError(f"out of time retrying {operation}: {code}") from exc
+
     def put(self, table: str, item: Mapping[str, Any], deadline: float | None = None) -> None:
         """An unconditional (idempotent) put, retried with back-off on throttling and server errors.
         Raises on anything else, or when the next pause would end past ``deadline`` (a ``monotonic`` time)."""
@@ -290,12 +299,8 @@ class DynamoDBAdapter:
                 self._client.put_item(TableName=table, Item=serialize_item(item))
                 return
             except ClientError as exc:
-                code = str(exc.response.get("Error", {}).get("Code", ""))
                 attempt += 1
-                if code not in RETRYABLE_ERRORS or attempt >= self._max_attempts:
-                    raise
-                if not self._backoff(attempt, deadline):
-                    raise IncompleteWriteError(f"out of time retrying PutItem: {code}") from exc
+                self._pause_or_raise(exc, attempt, deadline, "PutItem")
 
     def put_all(self, table: str, items: Sequence[Mapping[str, Any]], deadline: float | None = None) -> None:
         """Unconditional puts in ``BatchWriteItem`` calls of 25, unprocessed items retried; raises if
@@ -311,12 +316,8 @@ class DynamoDBAdapter:
                 try:
                     page = self._client.batch_write_item(RequestItems=request)
                 except ClientError as exc:
-                    code = str(exc.response.get("Error", {}).get("Code", ""))
                     attempt += 1
-                    if code not in RETRYABLE_ERRORS or attempt >= self._max_attempts:
-                        raise
-                    if not self._backoff(attempt, deadline):
-                        raise IncompleteWriteError(f"out of time retrying BatchWriteItem: {code}") from exc
+                    self._pause_or_raise(exc, attempt, deadline, "BatchWriteItem")
                     continue
                 request = dict(page.get("UnprocessedItems") or {})
                 if request:
