@@ -43,6 +43,15 @@ def model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def sms_spam_file() -> Path:
+    """The SMS Spam Collection (tab-separated label, text): off-domain text for a banking model."""
+    path = DATASETS / "sms_spam" / "SMSSpamCollection"
+    if not path.is_file():
+        pytest.skip(f"the SMS Spam Collection is not available at {path} (the shared datasets folder is absent)")
+    return path
+
+
+@pytest.fixture(scope="session")
 def banking77_dir() -> Path:
     path = DATASETS / "banking77"
     if not (path / "train.csv").is_file():

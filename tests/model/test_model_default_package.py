@@ -12,10 +12,8 @@ from onnx import numpy_helper
 
 from pigeonhole.constants import MANIFEST_FILE, MODEL_FILE
 from pigeonhole.exceptions import ModelIntegrityError
-from pigeonhole.model.features import normalize_text
 from pigeonhole.model.manifest import Manifest, load_manifest, sha256_file
 from pigeonhole.model.runtime import ModelRuntime
-from pigeonhole.model.unknown import unknown_scores
 from pigeonhole_tools.training.evaluate import expected_calibration_error, score_in_batches
 
 # Written for this test (not from the data set), one per intent, in a customer's own words.
@@ -35,6 +33,10 @@ SENTENCES = {
 # Written the same way, but the model gets it wrong (lost_or_stolen_phone, 0.55): it must then at
 # least be unsure enough to go to human review, with the right intent among the top 3 scores.
 HARD = {"Someone stole my card yesterday, what should I do?": "lost_or_stolen_card"}
+
+# Measured on the committed package: see docs/model.md ("Off-domain text"); the bar leaves room for
+# a rebuild on another CPU.
+OFF_DOMAIN_UNKNOWN_SHARE = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -62,22 +64,41 @@ def test_it_classifies_hand_written_banking_sentences(runtime: ModelRuntime) -> 
 
 
 def test_a_sentence_it_gets_wrong_goes_to_review(runtime: ModelRuntime, manifest: Manifest) -> None:
-    probs = runtime.predict_proba(list(HARD))
-    for (text, label), p in zip(HARD.items(), probs, strict=True):
-        top3 = [runtime.classes[i] for i in p.argsort()[::-1][:3]]
+    prediction = runtime.predict(list(HARD))
+    scores = runtime.unknown_scores(list(HARD), prediction.probabilities, prediction.hidden_distance)
+    for i, ((text, label), p) in enumerate(zip(HARD.items(), prediction.probabilities, strict=True)):
+        top3 = [runtime.classes[j] for j in p.argsort()[::-1][:3]]
         assert label in top3, text
         if top3[0] != label:  # review: below its class's threshold, or scored unknown
-            spec = manifest.unknown
-            unknown = (
-                spec is not None
-                and float(
-                    unknown_scores(
-                        p[None, :], [normalize_text(text)], runtime.vocabulary, spec.features, spec.weights, spec.bias
-                    )[0]
-                )
-                >= spec.threshold
-            )
+            unknown = manifest.unknown is not None and scores is not None and scores[i] >= manifest.unknown.threshold
             assert unknown or p.max() < manifest.thresholds.for_label(top3[0]), text
+
+
+def _unknown_share(runtime: ModelRuntime, texts: list[str]) -> float:
+    """Share of events the runtime routes `unknown`, scored in the classifier's batches of 10."""
+    assert runtime.manifest.unknown is not None
+    flagged = 0
+    for start in range(0, len(texts), 10):
+        chunk = texts[start : start + 10]
+        prediction = runtime.predict(chunk)
+        scores = runtime.unknown_scores(chunk, prediction.probabilities, prediction.hidden_distance)
+        assert scores is not None
+        flagged += int((scores >= runtime.manifest.unknown.threshold).sum())
+    return flagged / len(texts)
+
+
+def test_off_domain_text_goes_to_review_as_unknown(
+    runtime: ModelRuntime, sms_spam_file: Path, banking77_dir: Path
+) -> None:
+    """Text from another domain (SMS messages, ham and spam) is routed `unknown` far more often than banking
+    questions of known intents (the build's target for those: at most 5 %, chosen on validation)."""
+    lines = sms_spam_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    sms = [line.split("\t", 1)[1] for line in lines[:1000] if "\t" in line]
+    with (banking77_dir / "test.csv").open(newline="", encoding="utf-8") as handle:
+        banking = [row["text"] for row in csv.DictReader(handle)][::3]
+    off_domain = _unknown_share(runtime, sms)
+    assert off_domain >= OFF_DOMAIN_UNKNOWN_SHARE, off_domain
+    assert _unknown_share(runtime, banking) <= 0.08
 
 
 def test_the_package_is_calibrated_on_the_test_set(runtime: ModelRuntime, banking77_dir: Path) -> None:

@@ -6,6 +6,8 @@ import csv
 import json
 import random
 import re
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ from onnx import numpy_helper
 from typer.testing import CliRunner
 
 from pigeonhole.constants import GOLDEN_FILE, MANIFEST_FILE, MODEL_FILE
+from pigeonhole.exceptions import ManifestError, ModelIntegrityError
 from pigeonhole.model.golden import evaluate_golden, load_golden, runtime_classifier
 from pigeonhole.model.manifest import FileRef, load_manifest, sha256_file
 from pigeonhole.model.runtime import ModelRuntime
@@ -209,7 +212,9 @@ def test_the_package_is_calibrated_inside_the_graph_and_records_its_routing_numb
     unknown = manifest.metrics["unknown"]
     assert isinstance(unknown, dict)
     assert unknown["fitted"] is True
-    assert len(unknown["weights"]) == len(unknown["features"]) == 5
+    assert unknown["features"] == ["max_prob", "hidden_distance"]
+    assert len(unknown["weights"]) == 2
+    assert unknown["fitted_on"]["hidden_distance"]["dims"] >= 1
     assert len(unknown["fitted_on"]["left_out_intents"]) == 1  # round(0.13 * 5)
     assert unknown["evaluation"]["fitting_rows"]["known_share_unknown"] <= 0.05
     assert 0.0 <= unknown["eval"]["share_unknown"] <= 1.0
@@ -293,8 +298,8 @@ def test_damaged_int8_weights_are_refused(
 ) -> None:
     real = quantize.quantize_int8
 
-    def damaging_quantize(src: Path, dst: Path) -> None:
-        real(src, dst)
+    def damaging_quantize(src: Path, dst: Path, exclude: Sequence[str] = ()) -> None:
+        real(src, dst, exclude)
         graph = onnx.load(str(dst))
         rng = np.random.default_rng(0)
         for init in graph.graph.initializer:
@@ -313,7 +318,7 @@ def test_damaged_int8_weights_are_refused(
 
 
 def test_a_graph_left_in_float_is_refused(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_quantization(src: Path, dst: Path) -> None:
+    def no_quantization(src: Path, dst: Path, exclude: Sequence[str] = ()) -> None:
         dst.write_bytes(src.read_bytes())
 
     monkeypatch.setattr(quantize, "quantize_int8", no_quantization)
@@ -437,3 +442,45 @@ def test_max_features_caps_each_vectorizer_and_keeps_onnx_parity(data_dir: Path,
     assert isinstance(per_class, dict)
     assert "corrected for 5 classes (bonferroni)" in str(per_class["rule"])
     assert "--per-class-correction bonferroni" in str(manifest.build["command"])
+
+
+def test_the_runtime_reads_the_hidden_distance_and_scores_unknown_with_it(built: tuple[Path, str]) -> None:
+    out, _ = built
+    runtime = ModelRuntime.load(out)
+    assert runtime.manifest.input.onnx_hidden_distance_output == "hidden_distance"
+    texts = ["my card was stolen please help", "what is the euros rate", "zebra quantum violin", "el perro come pan"]
+    prediction = runtime.predict(texts)
+    assert prediction.hidden_distance is not None
+    assert prediction.hidden_distance.shape == (4,)
+    assert (prediction.hidden_distance >= 0).all()
+    scores = runtime.unknown_scores(texts, prediction.probabilities, prediction.hidden_distance)
+    assert scores is not None
+    assert max(scores[:2]) < min(scores[2:])  # off-topic text scores as less like any known class
+    single = runtime.unknown_score(texts[2], prediction.probabilities[2], float(prediction.hidden_distance[2]))
+    assert single == pytest.approx(scores[2], abs=0.05)  # alone vs in a batch: int8 scales differ a little
+    with pytest.raises(ValueError, match="hidden_distance"):
+        runtime.unknown_scores(texts, prediction.probabilities)  # the score needs the graph's distance
+
+
+def _rewrite_manifest(src: Path, dst: Path, **input_changes: object) -> Path:
+    shutil.copytree(src, dst)
+    raw = json.loads((dst / MANIFEST_FILE).read_text(encoding="utf-8"))
+    raw["input"].update(input_changes)
+    (dst / MANIFEST_FILE).write_text(json.dumps(raw), encoding="utf-8")
+    return dst
+
+
+def test_a_distance_output_the_graph_lacks_is_refused_at_load(built: tuple[Path, str], tmp_path: Path) -> None:
+    out, _ = built
+    broken = _rewrite_manifest(out, tmp_path / "pkg", onnx_hidden_distance_output="no_such_output")
+    with pytest.raises(ModelIntegrityError, match="probe"):
+        ModelRuntime.load(broken)
+
+
+def test_an_unknown_score_on_a_distance_no_output_gives_is_an_invalid_manifest(
+    built: tuple[Path, str], tmp_path: Path
+) -> None:
+    out, _ = built
+    broken = _rewrite_manifest(out, tmp_path / "pkg", onnx_hidden_distance_output=None)
+    with pytest.raises(ManifestError, match="onnx_hidden_distance_output"):
+        load_manifest(broken)

@@ -7,25 +7,13 @@ import pytest
 
 from pigeonhole.model.features import normalize_batch
 from pigeonhole_tools.training import hidden_ood_experiment as exp
-from pigeonhole_tools.training.train import TrainedModel, TrainParams, train
+from pigeonhole_tools.training.train import TrainedModel
 from pigeonhole_tools.training.unknown_eval import auroc
-
-TEXTS = [
-    "where is my card",
-    "my card has not arrived yet",
-    "i lost my card",
-    "someone stole my card",
-    "what is the exchange rate",
-    "rate for euros to dollars",
-    "how do i top up",
-    "my top up failed",
-] * 6
-LABELS = ["arrival", "arrival", "lost", "lost", "rate", "rate", "topup", "topup"] * 6
 
 
 @pytest.fixture(scope="module")
-def model() -> TrainedModel:
-    return train(normalize_batch(TEXTS), LABELS, TrainParams(hidden=8, epochs=30, batch_size=16))
+def model(intent_model: TrainedModel) -> TrainedModel:
+    return intent_model
 
 
 def test_the_numpy_forward_pass_reproduces_scikit_learns_probabilities(model: TrainedModel) -> None:

@@ -44,7 +44,7 @@ def test_text_features_use_the_vocabulary_and_token_count() -> None:
     probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.5, 0.5]])
     texts = ["my card has not arrived", "my zorblax card", ""]
     f = unknown_features(probs, texts, VOCAB)
-    assert list(f) == list(UNKNOWN_FEATURES)
+    assert list(f) == [n for n in UNKNOWN_FEATURES if n != "hidden_distance"]  # none given: not computed
     assert f["oov_share"].tolist() == pytest.approx([0.0, 1 / 3, 1.0])  # no tokens: all unknown
     assert f["log_tokens"].tolist() == pytest.approx([math.log1p(5), math.log1p(3), 0.0])
     assert f["log_chars"].tolist() == pytest.approx([math.log1p(23), math.log1p(15), 0.0])

@@ -33,6 +33,7 @@ from pigeonhole.adapters.s3 import BodyArchive
 from pigeonhole.adapters.sqs import QueueSender
 from pigeonhole.classify.contract import InputEvent, Reason, arrival, check_time, event_model, parse_body
 from pigeonhole.classify.routing import Classification, RouteReason, route_one
+from pigeonhole.classify.scoring import batch_unknown_scores, per_event
 from pigeonhole.config import Settings
 from pigeonhole.constants import QUARANTINE_SCHEMA
 from pigeonhole.entry.batch import partial_batch_response
@@ -215,10 +216,12 @@ class ClassifierService:
         texts = [event.model_input for _, event in valid]
         started = time.perf_counter()
         rows: list[np.ndarray] = []
+        distances: list[float | None] = []
         usable: list[tuple[str, InputEvent]] = []
         try:
-            probabilities = self.runtime.predict_proba(texts)
-            rows = list(probabilities)
+            prediction = self.runtime.predict(texts)
+            rows = list(prediction.probabilities)
+            distances = per_event(prediction.hidden_distance, len(rows))
             usable = valid
         except Exception as batch_exc:
             # One poison input must not sink its neighbours: run one by one to isolate it.
@@ -227,7 +230,9 @@ class ClassifierService:
             )
             for message_id, event in valid:
                 try:
-                    rows.append(self.runtime.predict_proba([event.model_input])[0])
+                    alone = self.runtime.predict([event.model_input])
+                    rows.append(alone.probabilities[0])
+                    distances.append(per_event(alone.hidden_distance, 1)[0])
                     usable.append((message_id, event))
                 except _ENVIRONMENT_ERRORS as exc:  # the model or the machine, not the record: retry
                     outcomes[message_id] = Outcome(
@@ -240,11 +245,18 @@ class ClassifierService:
             unit=MetricUnit.Milliseconds,
             value=(time.perf_counter() - started) * 1000.0,
         )
-        scores = self._unknown_scores(usable, rows)
+        scores = None
+        if self.unknown_threshold is not None:
+            texts_used = [event.model_input for _, event in usable]
+            scores = batch_unknown_scores(self.runtime, texts_used, rows, distances, self.logger)
         result = []
         for i, ((message_id, event), row) in enumerate(zip(usable, rows, strict=True)):
             try:
-                score = scores[i] if scores is not None else self.runtime.unknown_score(event.model_input, row)
+                score = (
+                    scores[i]
+                    if scores is not None
+                    else self.runtime.unknown_score(event.model_input, row, distances[i])
+                )
                 classification = route_one(
                     event,
                     row,
@@ -262,20 +274,6 @@ class ClassifierService:
             outcomes[message_id] = Outcome(classification.route, event_id=event.id, classification=classification)
             result.append((message_id, classification))
         return result
-
-    def _unknown_scores(self, usable: list[tuple[str, InputEvent]], rows: list[np.ndarray]) -> list[float] | None:
-        """The batch's unknown scores in one pass; None (score each event on its own, so a failure is that
-        event's alone) when the package has no unknown score or the batch pass fails."""
-        if self.unknown_threshold is None or not rows:
-            return None
-        try:
-            scores = self.runtime.unknown_scores([event.model_input for _, event in usable], np.stack(rows))
-        except Exception as exc:
-            self.logger.warning(
-                "batch unknown scoring failed; scoring one by one", extra={"error_type": type(exc).__name__}
-            )
-            return None
-        return None if scores is None else [float(v) for v in scores]
 
     @staticmethod
     def _quarantined(reason: Reason) -> Outcome:

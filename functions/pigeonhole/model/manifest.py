@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pigeonhole.constants import MANIFEST_FILE
 from pigeonhole.exceptions import ManifestError, ModelIntegrityError
-from pigeonhole.model.unknown import OOV_SHARE, UNKNOWN_FEATURES
+from pigeonhole.model.unknown import HIDDEN_DISTANCE, OOV_SHARE, UNKNOWN_FEATURES
 
 MANIFEST_SCHEMA_VERSION: Literal[1] = 1
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -51,6 +51,8 @@ class InputSpec(_Model):
     fields: Annotated[list[InputField], Field(min_length=1)]
     onnx_input: str = "text"
     onnx_probabilities_output: str = "probabilities"
+    # The hidden-layer distance ([N, 1] float), when the graph emits it: an input of the unknown score.
+    onnx_hidden_distance_output: str | None = None
     normalization: str
     separator: str = " "  # joins several fields into the one string the graph reads
 
@@ -198,6 +200,14 @@ class Manifest(_Model):
             raise ValueError(f"thresholds.per_class names labels that are not classes: {strangers}")
         if self.unknown is not None and OOV_SHARE in self.unknown.features and self.vocabulary is None:
             raise ValueError("unknown.features uses oov_share but the package has no vocabulary")
+        if (
+            self.unknown is not None
+            and HIDDEN_DISTANCE in self.unknown.features
+            and self.input.onnx_hidden_distance_output is None
+        ):
+            raise ValueError(
+                "unknown.features uses hidden_distance but input.onnx_hidden_distance_output names no output"
+            )
         return self
 
     def dump(self) -> str:

@@ -32,6 +32,14 @@ def run_probabilities(
     """Class probabilities for raw texts, shape (n, n_classes), float32. Normalizes first."""
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
+    (probs,) = run_outputs(session, texts, input_name, [output_name])
+    return probs
+
+
+def run_outputs(
+    session: object, texts: Sequence[str], input_name: str, output_names: Sequence[str]
+) -> list[np.ndarray]:
+    """Several graph outputs from one run over raw (normalized here) texts, each as float32."""
     batch = np.array(normalize_batch(texts), dtype=object).reshape(-1, 1)
-    (probs,) = session.run([output_name], {input_name: batch})  # type: ignore[attr-defined]
-    return np.asarray(probs, dtype=np.float32)
+    outputs = session.run(list(output_names), {input_name: batch})  # type: ignore[attr-defined]
+    return [np.asarray(out, dtype=np.float32) for out in outputs]

@@ -9,7 +9,10 @@ probabilities (calibration lives inside the ONNX graph) and from the normalized 
 - ``entropy``    Shannon entropy of the row divided by log(number of classes), in [0, 1];
 - ``oov_share``  share of word tokens not in the model's vocabulary (1.0 for a text without tokens);
 - ``log_tokens`` log1p(word token count);
-- ``log_chars``  log1p(character count of the normalized text).
+- ``log_chars``  log1p(character count of the normalized text);
+- ``hidden_distance`` the smallest squared Mahalanobis distance of the event's last hidden activation to
+  the class means of the training rows; the graph computes it (a second output, named by the manifest's
+  ``input.onnx_hidden_distance_output``) and the runtime passes it in.
 
 The score is a linear logistic model, ``sigmoid(bias + weights . features)``, with its weights, bias
 and threshold read from the manifest's ``unknown`` block; an event whose score is at or above the
@@ -31,9 +34,18 @@ ENTROPY: Final = "entropy"
 OOV_SHARE: Final = "oov_share"
 LOG_TOKENS: Final = "log_tokens"
 LOG_CHARS: Final = "log_chars"
+HIDDEN_DISTANCE: Final = "hidden_distance"
 
 # Every feature this module computes, in a fixed order (a manifest names any subset, in its own order).
-UNKNOWN_FEATURES: Final[tuple[str, ...]] = (MAX_PROB, MARGIN, ENTROPY, OOV_SHARE, LOG_TOKENS, LOG_CHARS)
+UNKNOWN_FEATURES: Final[tuple[str, ...]] = (
+    MAX_PROB,
+    MARGIN,
+    ENTROPY,
+    OOV_SHARE,
+    LOG_TOKENS,
+    LOG_CHARS,
+    HIDDEN_DISTANCE,
+)
 _TEXT_FEATURES: Final = frozenset({OOV_SHARE, LOG_TOKENS, LOG_CHARS})
 
 
@@ -58,19 +70,31 @@ def unknown_features(
     probabilities: np.ndarray,
     normalized_texts: Sequence[str],
     vocabulary: frozenset[str],
-    names: Sequence[str] = UNKNOWN_FEATURES,
+    names: Sequence[str] | None = None,
+    hidden_distance: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The named per-event features (see the module docstring); texts must already be normalized.
 
     An empty vocabulary (a package without one) makes every token out of vocabulary: a manifest whose
-    unknown block uses ``oov_share`` must ship its vocabulary (the manifest checks that).
+    unknown block uses ``oov_share`` must ship its vocabulary (the manifest checks that). ``hidden_distance``
+    (one value per event, from the graph) is required when the names ask for it. Without names: every feature
+    this module can compute from what it is given.
     """
+    if names is None:
+        names = [n for n in UNKNOWN_FEATURES if n != HIDDEN_DISTANCE or hidden_distance is not None]
     bad = [n for n in names if n not in UNKNOWN_FEATURES]
     if bad:
         raise ValueError(f"unknown-score features {bad} are not computed here; known: {list(UNKNOWN_FEATURES)}")
     if len(normalized_texts) != len(probabilities):
         raise ValueError(f"{len(normalized_texts)} texts for {len(probabilities)} probability rows")
     out = probability_features(probabilities)
+    if HIDDEN_DISTANCE in names:
+        if hidden_distance is None:
+            raise ValueError("the unknown score uses hidden_distance but the model gave none")
+        distance = np.asarray(hidden_distance, dtype=np.float64).reshape(-1)
+        if distance.shape[0] != len(probabilities):
+            raise ValueError(f"{distance.shape[0]} hidden distances for {len(probabilities)} probability rows")
+        out[HIDDEN_DISTANCE] = distance
     if _TEXT_FEATURES.intersection(names):
         text = input_features(normalized_texts, vocabulary)
         out[OOV_SHARE] = text[FEATURE_OOV_SHARE]
@@ -100,9 +124,10 @@ def unknown_scores(
     names: Sequence[str],
     weights: Sequence[float],
     bias: float,
+    hidden_distance: np.ndarray | None = None,
 ) -> np.ndarray:
     """The unknown score of each event, in [0, 1]: higher means less like any known class."""
     if len(probabilities) == 0:
         return np.zeros(0, dtype=np.float64)
-    features = unknown_features(probabilities, normalized_texts, vocabulary, names)
+    features = unknown_features(probabilities, normalized_texts, vocabulary, names, hidden_distance)
     return logistic_score(feature_matrix(features, names), weights, bias)

@@ -25,20 +25,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import onnx
 from numpy.typing import NDArray
 
 from pigeonhole.constants import MODEL_FILE
 from pigeonhole.model.features import NORMALIZATION, normalize_batch
 from pigeonhole.model.manifest import DataFingerprint, DriftBaseline, InputField, InputSpec, Manifest, Thresholds
-from pigeonhole.model.session import make_session
 from pigeonhole_tools.training import baseline as baseline_mod
 from pigeonhole_tools.training import (
-    calibrate,
     decide,
     evaluate,
-    export,
     golden,
+    graphs,
+    hidden,
     package,
     quantize,
     routes,
@@ -82,6 +80,7 @@ class BuildOptions:
     calibrate: bool = d.CALIBRATE
     unknown_holdout_share: float = d.UNKNOWN_HOLDOUT_SHARE
     unknown_target_known_share: float = d.UNKNOWN_TARGET_KNOWN_SHARE
+    unknown_features: tuple[str, ...] | None = None  # None: routes.UNKNOWN_FEATURES
     per_class_correction: str = d.PER_CLASS_CORRECTION
     command: str = ""
 
@@ -96,22 +95,6 @@ class Splits:
     eval_labels: list[str]
     train_file: LabelledData
     eval_file: LabelledData | None
-
-
-@dataclass(frozen=True)
-class Scored:
-    """Eval-set probabilities of both graphs and the scikit-learn reference, with their metrics."""
-
-    fp32: NDArray[np.float32]
-    int8: NDArray[np.float32]
-    sklearn: NDArray[np.float32]
-    metrics_fp32: dict[str, object]
-    metrics_int8: dict[str, object]
-    int8_alone_vs_in_batch: dict[str, float]
-
-    @property
-    def accuracy_drop(self) -> float:
-        return _float(self.metrics_fp32["accuracy"]) - _float(self.metrics_int8["accuracy"])
 
 
 def _float(value: object) -> float:
@@ -159,68 +142,10 @@ def _indices(labels: list[str], classes: list[str]) -> NDArray[np.int64]:
     return np.asarray([index[label] for label in labels], dtype=np.int64)
 
 
-@dataclass(frozen=True)
-class Graphs:
-    """One trained recipe as the two ONNX files the build compares (fp32 reference, int8 shipped)."""
-
-    model: TrainedModel
-    fp32: Path
-    int8: Path
-    weights: quantize.WeightReport
-
-
-def _export_and_quantize(
+def _export(
     model: TrainedModel, spec: InputSpec, opts: BuildOptions, directory: Path, temperature: float | None = None
-) -> Graphs:
-    """fp32 graph (logits / temperature inside it when given), then int8; refuse unless int8 really dominates."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fp32_path, int8_path = directory / "model.fp32.onnx", directory / "model.int8.onnx"
-    graph = export.to_onnx(model, spec.onnx_input, spec.onnx_probabilities_output, opts.opset)
-    if temperature is not None:
-        calibrate.insert_temperature(graph, spec.onnx_probabilities_output, temperature)
-        onnx.checker.check_model(graph)
-    export.save(graph, fp32_path)
-    quantize.quantize_int8(fp32_path, int8_path)
-    weights = quantize.weight_report(onnx.load(str(int8_path)))
-    quantize.check_int8(weights, opts.min_int8_share)
-    return Graphs(model=model, fp32=fp32_path, int8=int8_path, weights=weights)
-
-
-def _score(graphs: Graphs, split: Splits, spec: InputSpec, threads: int, temperature: float) -> Scored:
-    """Both graphs through the runtime's own session factory and `run_probabilities`, in runs of 10 events."""
-    model = graphs.model
-    io_names = (spec.onnx_input, spec.onnx_probabilities_output)
-    y = _indices(split.eval_labels, model.classes)
-    fp32 = make_session(graphs.fp32.read_bytes(), threads=threads)
-    int8 = make_session(graphs.int8.read_bytes(), threads=threads)
-    p_fp32 = evaluate.score_in_batches(fp32, split.eval_texts, *io_names)
-    p_int8 = evaluate.score_in_batches(int8, split.eval_texts, *io_names)
-    return Scored(
-        fp32=p_fp32,
-        int8=p_int8,
-        # scikit-learn knows nothing of the temperature: apply it, so parity compares like with like.
-        sklearn=calibrate.apply_temperature(model.predict_proba(normalize_batch(split.eval_texts)), temperature).astype(
-            np.float32
-        ),
-        metrics_fp32=evaluate.classification_metrics(p_fp32, y, model.classes),
-        metrics_int8=evaluate.classification_metrics(p_int8, y, model.classes),
-        int8_alone_vs_in_batch=evaluate.batch_dependence(int8, split.eval_texts, *io_names, in_batches=p_int8),
-    )
-
-
-def _score_int8(graphs: Graphs, texts: list[str], spec: InputSpec, threads: int) -> NDArray[np.float32]:
-    session = make_session(graphs.int8.read_bytes(), threads=threads)
-    return evaluate.score_in_batches(session, texts, spec.onnx_input, spec.onnx_probabilities_output)
-
-
-def _latency(fp32_path: Path, int8_path: Path, texts: list[str], spec: InputSpec, repeats: int) -> dict[str, object]:
-    """Per event and per batch of 10 at 1 thread, through the runtime path; medians."""
-    io_names = (spec.onnx_input, spec.onnx_probabilities_output)
-    result: dict[str, object] = {"threads": 1}
-    for label, path in (("fp32", fp32_path), ("int8", int8_path)):
-        session = make_session(path.read_bytes(), threads=1)
-        result[label] = evaluate.measure_latency(session, texts, *io_names, repeats=repeats)
-    return result
+) -> graphs.Graphs:
+    return graphs.export_and_quantize(model, spec, opts.opset, opts.min_int8_share, directory, temperature)
 
 
 def _build_info(opts: BuildOptions, model: TrainedModel, split: Splits) -> dict[str, object]:
@@ -306,10 +231,10 @@ def _validation_decisions(
     """Train without the validation rows; its int8 scores of them fit T, then choose the thresholds."""
     held_out_model = _train(split.train_texts, split.train_labels, opts, ui, "training (validation held out)", split)
     with ui.step("Exporting to ONNX and quantizing to int8"):
-        held_out = _export_and_quantize(held_out_model, spec, opts, directory)
+        held_out = _export(held_out_model, spec, opts, directory)
         quantize.check_size(held_out.int8, opts.max_model_mb, held_out_model.n_features, "held-out model")
     with ui.step("Calibrating and choosing the review thresholds on the validation rows"):
-        p_val_raw = _score_int8(held_out, split.validation_texts, spec, opts.threads)
+        p_val_raw, _ = graphs.score_int8(held_out, split.validation_texts, spec, opts.threads)
         y_val = _indices(split.validation_labels, held_out_model.classes)
         decisions, _ = decide.decide(
             p_val_raw,
@@ -334,7 +259,7 @@ def _routing_records(
     unknown_record: dict[str, object],
     split: Splits,
     classes: list[str],
-    scored: Scored,
+    scored: graphs.Scored,
     vocabulary: frozenset[str],
     opts: BuildOptions,
 ) -> tuple[dict[str, object], dict[str, object]]:
@@ -348,13 +273,13 @@ def _routing_records(
         picked = {c.label: c.threshold for c in decisions.per_class}
         vector = decide.class_threshold_vector(classes, decisions.review.threshold, picked)
         unknown_record["eval"] = unknown_route.on_eval(
-            unknown_fit, scored.int8, y_eval, split.eval_texts, vocabulary, vector
+            unknown_fit, scored.int8, y_eval, split.eval_texts, vocabulary, vector, scored.int8_distance
         )
     return calibration, per_class
 
 
 def _drift_baseline(
-    split: Splits, scored: Scored, vocabulary: frozenset[str], n_classes: int, unknown_record: dict[str, object]
+    split: Splits, scored: graphs.Scored, vocabulary: frozenset[str], n_classes: int, unknown_record: dict[str, object]
 ) -> DriftBaseline:
     """The int8 eval-set baseline, with the share the unknown score routes away when there is one."""
     drift = baseline_mod.drift_baseline(normalize_batch(split.eval_texts), scored.int8, vocabulary, n_classes)
@@ -368,7 +293,11 @@ def run_build(opts: BuildOptions, ui: Reporter | None = None) -> Manifest:
     ui = ui or Reporter()
     with ui.step("Reading and splitting the data"):
         split = make_splits(opts, ui)
-    spec = InputSpec(fields=[InputField(name=opts.input_field, max_chars=opts.max_chars)], normalization=NORMALIZATION)
+    spec = InputSpec(
+        fields=[InputField(name=opts.input_field, max_chars=opts.max_chars)],
+        normalization=NORMALIZATION,
+        onnx_hidden_distance_output=hidden.OUTPUT,
+    )
 
     with tempfile.TemporaryDirectory(prefix="pigeonhole-build-") as scratch_name:
         scratch = Path(scratch_name)
@@ -380,10 +309,11 @@ def run_build(opts: BuildOptions, ui: Reporter | None = None) -> Manifest:
             split,
             opts.unknown_holdout_share,
             opts.unknown_target_known_share,
+            opts.unknown_features,
             opts.params.seed + 2,
             opts.calibrate,
             lambda texts, labels, title: _train(texts, labels, opts, ui, title, None),
-            lambda m, where, texts: _score_int8(_export_and_quantize(m, spec, opts, where), texts, spec, opts.threads),
+            lambda m, where, texts: graphs.score_int8(_export(m, spec, opts, where), texts, spec, opts.threads),
             scratch / "unknown",
             ui,
         )
@@ -395,7 +325,7 @@ def run_build(opts: BuildOptions, ui: Reporter | None = None) -> Manifest:
         else:
             shipped_model = held_out_model
         with ui.step("Exporting to ONNX (calibrated) and quantizing to int8"):
-            shipped = _export_and_quantize(
+            shipped = _export(
                 shipped_model, spec, opts, scratch / "shipped", temperature if temperature != 1.0 else None
             )
         model, classes = shipped.model, shipped.model.classes
@@ -403,7 +333,7 @@ def run_build(opts: BuildOptions, ui: Reporter | None = None) -> Manifest:
         ui.info(f"int8 holds {shipped.weights.int8_share:.1%} of the initializer bytes; {quantize.size_summary(size)}")
 
         with ui.step("Evaluating fp32 and int8 through the runtime path"):
-            scored = _score(shipped, split, spec, opts.threads, temperature)
+            scored = graphs.score(shipped, split.eval_texts, split.eval_labels, spec, opts.threads, temperature)
         acc_fp32, acc_int8 = _float(scored.metrics_fp32["accuracy"]), _float(scored.metrics_int8["accuracy"])
         ui.info(f"eval accuracy fp32 {acc_fp32:.4f}, int8 {acc_int8:.4f} (drop {scored.accuracy_drop:+.4f})")
         if scored.accuracy_drop > opts.max_accuracy_drop:
@@ -424,7 +354,7 @@ def run_build(opts: BuildOptions, ui: Reporter | None = None) -> Manifest:
         )
         ui.info(f"review threshold {choice.threshold:.4f} ({decide.routing_summary(threshold)})")
         with ui.step("Measuring latency (1 thread, median)"):
-            latency = _latency(shipped.fp32, shipped.int8, split.eval_texts, spec, opts.latency_repeats)
+            latency = graphs.latency(shipped.fp32, shipped.int8, split.eval_texts, spec, opts.latency_repeats)
         with ui.step("Computing the drift baseline (int8, eval set)"):
             drift = _drift_baseline(split, scored, frozenset(vocabulary), len(classes), unknown_record)
 

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pigeonhole.model.manifest import Manifest
+from pigeonhole.model.unknown import UNKNOWN_FEATURES as UNKNOWN_FEATURE_NAMES
 from pigeonhole_tools.training import defaults as d
 
 model_app = typer.Typer(help="Build and inspect model packages.", no_args_is_help=True)
@@ -119,6 +120,14 @@ def build(
         float,
         typer.Option(min=0.0, max=1.0, help="Unknown threshold: at most this share of known validation events."),
     ] = d.UNKNOWN_TARGET_KNOWN_SHARE,
+    unknown_features: Annotated[
+        str,
+        typer.Option(
+            help="The unknown score's inputs, comma-separated, or 'auto' (max_prob,hidden_distance). Known: "
+            + ", ".join(UNKNOWN_FEATURE_NAMES),
+            callback=lambda value: _feature_list(value),  # noqa: PLW0108 (defined below)
+        ),
+    ] = d.UNKNOWN_FEATURES,
     threads: Annotated[int, typer.Option(min=1, help="onnxruntime threads for the accuracy passes.")] = d.THREADS,
     latency_repeats: Annotated[int, typer.Option(min=1, help="Timed runs per latency figure.")] = d.LATENCY_REPEATS,
     input_field: Annotated[
@@ -164,6 +173,7 @@ def build(
         calibrate=calibrate,
         unknown_holdout_share=unknown_holdout_share,
         unknown_target_known_share=unknown_target_known_share,
+        unknown_features=_features_option(unknown_features),
         per_class_correction=per_class_correction,
         min_int8_share=min_int8_share,
         max_model_mb=max_model_mb,
@@ -201,6 +211,9 @@ def evaluate_unknown_cmd(
     ] = d.REFIT,
     epochs: Annotated[int, typer.Option(min=1)] = d.EPOCHS,
     hidden: Annotated[int, typer.Option(min=1)] = d.HIDDEN,
+    unknown_features: Annotated[
+        str, typer.Option(help="As in build.", callback=lambda value: _feature_list(value))  # noqa: PLW0108
+    ] = d.UNKNOWN_FEATURES,
 ) -> None:
     """Hold intents out of the build (per seed), then measure how the package routes their test events."""
     import json
@@ -222,6 +235,7 @@ def evaluate_unknown_cmd(
         latency_repeats=latency_repeats,
         refit=refit,
         params=TrainParams(epochs=epochs, hidden=hidden),
+        unknown_features=_features_option(unknown_features),
     )
     result = evaluate_unknown(base, [int(s) for s in seeds.split(",")], unseen, Reporter(err))
     report.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
@@ -298,6 +312,23 @@ def _choice(value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise typer.BadParameter(f"expected one of {', '.join(allowed)}, got {value!r}")
     return value
+
+
+def _feature_list(value: str) -> str:
+    """'auto' or a comma-separated list of the runtime's unknown-score features, each once."""
+    if value == "auto":
+        return value
+    names = [part.strip() for part in value.split(",")]
+    bad = [n for n in names if n not in UNKNOWN_FEATURE_NAMES]
+    if bad or not names or len(set(names)) != len(names):
+        raise typer.BadParameter(
+            f"expected 'auto' or distinct names from {', '.join(UNKNOWN_FEATURE_NAMES)}, got {value!r}"
+        )
+    return ",".join(names)
+
+
+def _features_option(value: str) -> tuple[str, ...] | None:
+    return None if value == "auto" else tuple(value.split(","))
 
 
 def _ngram_range(text: str) -> tuple[int, int]:

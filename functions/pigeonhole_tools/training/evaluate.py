@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from pigeonhole.model.session import run_probabilities
+from pigeonhole.model.session import run_outputs, run_probabilities
 
 ECE_BINS = 15
 # Events per inference run when scoring: the classifier runs the model once per SQS batch (<= 10),
@@ -172,6 +172,18 @@ def score_in_batches(
         for i in range(0, len(texts), batch)
     ]
     return np.concatenate(parts, axis=0) if parts else np.zeros((0, 0), dtype=np.float32)
+
+
+def outputs_in_batches(
+    session: object, texts: Sequence[str], input_name: str, output_names: Sequence[str], batch: int = EVAL_BATCH
+) -> list[NDArray[np.float32]]:
+    """Several outputs for `texts` in runs of `batch` events (one graph run each), concatenated per output."""
+    runs = [
+        run_outputs(session, list(texts[i : i + batch]), input_name, output_names) for i in range(0, len(texts), batch)
+    ]
+    if not runs:
+        return [np.zeros((0, 0), dtype=np.float32) for _ in output_names]
+    return [np.concatenate([run[k] for run in runs], axis=0) for k in range(len(output_names))]
 
 
 def batch_dependence(

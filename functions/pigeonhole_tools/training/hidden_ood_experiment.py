@@ -48,6 +48,8 @@ from pigeonhole_tools.training.train import TrainedModel, TrainParams, train
 from pigeonhole_tools.training.unknown_eval import auroc, curve, recall_at
 
 F64 = NDArray[np.float64]
+# The runtime's features this experiment compares with (all but the hidden distance it measures itself).
+_PROBABILITY_AND_TEXT = tuple(n for n in unknown.UNKNOWN_FEATURES if n != unknown.HIDDEN_DISTANCE)
 LEVELS = (0.9, 0.85, 0.8)
 
 
@@ -124,11 +126,11 @@ def cross_fitted_combo(known: F64, unseen: F64, unseen_group: NDArray[np.int64],
 
 
 SIBLING_SETS: dict[str, list[str]] = {
-    "current_features": ["max_prob", *(f"feature_{n}" for n in unknown.UNKNOWN_FEATURES[1:])],
+    "current_features": ["max_prob", *(f"feature_{n}" for n in _PROBABILITY_AND_TEXT[1:])],
     "max_prob_mahalanobis_32": ["max_prob", "mahalanobis_32"],
     "current_plus_hidden": [
         "max_prob",
-        *(f"feature_{n}" for n in unknown.UNKNOWN_FEATURES[1:]),
+        *(f"feature_{n}" for n in _PROBABILITY_AND_TEXT[1:]),
         "energy",
         "cosine",
         "mahalanobis_32",
@@ -152,8 +154,8 @@ def columns(
         "mahalanobis_32": Mahalanobis(h_fit, y_fit, n_classes, 32).score(h),
     }
     vocabulary = frozenset(model.unigram_vocabulary())
-    feats = unknown.unknown_features(p, texts, vocabulary, unknown.UNKNOWN_FEATURES)
-    out.update({f"feature_{n}": feats[n] for n in unknown.UNKNOWN_FEATURES[1:]})
+    feats = unknown.unknown_features(p, texts, vocabulary, _PROBABILITY_AND_TEXT)
+    out.update({f"feature_{n}": feats[n] for n in _PROBABILITY_AND_TEXT[1:]})
     return out
 
 
@@ -235,12 +237,12 @@ def run(data: Path, test_path: Path, seed: int, n_unseen: int) -> dict[str, obje
     vocabulary = frozenset(model.unigram_vocabulary())
     for side, z, rows in ((0, z_k, known_rows), (1, z_u, unseen_rows)):
         feats = unknown.unknown_features(
-            softmax(z / temperature), normalize_batch([t for t, _ in rows]), vocabulary, unknown.UNKNOWN_FEATURES
+            softmax(z / temperature), normalize_batch([t for t, _ in rows]), vocabulary, _PROBABILITY_AND_TEXT
         )
-        for name in unknown.UNKNOWN_FEATURES[1:]:
+        for name in _PROBABILITY_AND_TEXT[1:]:
             pair = scores.setdefault(f"feature_{name}", (np.empty(0), np.empty(0)))
             scores[f"feature_{name}"] = (feats[name], pair[1]) if side == 0 else (pair[0], feats[name])
-    current = ["max_prob", *(f"feature_{n}" for n in unknown.UNKNOWN_FEATURES[1:])]
+    current = ["max_prob", *(f"feature_{n}" for n in _PROBABILITY_AND_TEXT[1:])]
     group = np.asarray([unseen.index(lab) % 2 for _, lab in unseen_rows])
     combos = {
         "combo_current_features": current,

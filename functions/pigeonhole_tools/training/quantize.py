@@ -8,7 +8,7 @@ and refuses a package whose dominant weights are not int8.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +21,9 @@ from pigeonhole_tools.training.errors import BuildRefusedError
 DEFAULT_MIN_INT8_SHARE = 0.5
 
 
-def quantize_int8(src: Path, dst: Path) -> None:
-    """QInt8 weights for MatMul (the MLP). The ORT pre-processing step is skipped: it fails on string graphs."""
+def quantize_int8(src: Path, dst: Path, exclude: Sequence[str] = ()) -> None:
+    """QInt8 weights for MatMul (the MLP), except the nodes named in `exclude` (kept in float). The ORT
+    pre-processing step is skipped: it fails on string graphs."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with _without_preprocessing_advice():
@@ -30,6 +31,7 @@ def quantize_int8(src: Path, dst: Path) -> None:
             model_input=src,
             model_output=dst,
             weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(exclude),
             # Type inference can lose track after the Normalizer op; everything there is float.
             extra_options={"DefaultTensorType": TensorProto.FLOAT},
         )
@@ -59,6 +61,7 @@ class WeightReport:
     bytes_by_dtype: dict[str, int]
     largest: list[tuple[str, str, int]]  # (name, dtype, bytes), biggest first
     attribute_bytes: int  # node attributes (the vectorizers' n-gram pools and idf weights live there)
+    float_by_design_bytes: int = 0  # tensors kept in float on purpose (the hidden distance): not counted above
 
     @property
     def total_bytes(self) -> int:
@@ -80,6 +83,7 @@ class WeightReport:
             "int8_share": round(self.int8_share, 6),
             "largest_initializers": [{"name": n, "dtype": d, "bytes": b} for n, d, b in self.largest],
             "node_attribute_bytes": self.attribute_bytes,
+            "float_by_design_bytes": self.float_by_design_bytes,
         }
 
 
@@ -90,17 +94,25 @@ def tensor_bytes(tensor: onnx.TensorProto) -> int:
     return int(numpy_helper.to_array(tensor).nbytes)
 
 
-def weight_report(model: onnx.ModelProto, top: int = 5) -> WeightReport:
+def weight_report(model: onnx.ModelProto, top: int = 5, keep_float: tuple[str, ...] = ()) -> WeightReport:
+    """Initializer bytes by type; tensors whose name starts with a `keep_float` prefix were excluded from
+    quantization on purpose and are counted apart, so they can neither fail nor pass the int8 check."""
     by_dtype: dict[str, int] = {}
     sizes: list[tuple[str, str, int]] = []
+    by_design = 0
     for init in model.graph.initializer:
         dtype = TensorProto.DataType.Name(init.data_type).lower()
         size = tensor_bytes(init)
+        if keep_float and init.name.startswith(keep_float):
+            by_design += size
+            continue
         by_dtype[dtype] = by_dtype.get(dtype, 0) + size
         sizes.append((init.name, dtype, size))
     sizes.sort(key=lambda item: (-item[2], item[0]))
     attribute_bytes = sum(attr.ByteSize() for node in model.graph.node for attr in node.attribute)
-    return WeightReport(bytes_by_dtype=by_dtype, largest=sizes[:top], attribute_bytes=attribute_bytes)
+    return WeightReport(
+        bytes_by_dtype=by_dtype, largest=sizes[:top], attribute_bytes=attribute_bytes, float_by_design_bytes=by_design
+    )
 
 
 def check_int8(report: WeightReport, min_share: float = DEFAULT_MIN_INT8_SHARE) -> None:

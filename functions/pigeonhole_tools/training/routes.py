@@ -196,14 +196,34 @@ def held_out_intents(classes: Sequence[str], share: float, seed: int) -> list[st
     return sorted(str(c) for c in picked)
 
 
-# The unknown score's inputs, all computed by pigeonhole.model.unknown (the runtime's own code).
-UNKNOWN_FEATURES = (unknown.MAX_PROB, unknown.MARGIN, unknown.ENTROPY, unknown.OOV_SHARE, unknown.LOG_TOKENS)
+# The unknown score's inputs, all computed by pigeonhole.model.unknown (the runtime's own code). With the
+# graph's hidden-layer distance: max-prob and that distance (measured best, docs/model.md: adding the text
+# features, margin or entropy to the two did not help). Without it (a graph that has none): the text and
+# probability features of the first packages.
+UNKNOWN_FEATURES = (unknown.MAX_PROB, unknown.HIDDEN_DISTANCE)
+UNKNOWN_FEATURES_WITHOUT_HIDDEN = (
+    unknown.MAX_PROB,
+    unknown.MARGIN,
+    unknown.ENTROPY,
+    unknown.OOV_SHARE,
+    unknown.LOG_TOKENS,
+)
+
+
+def feature_names(has_hidden_distance: bool) -> tuple[str, ...]:
+    return UNKNOWN_FEATURES if has_hidden_distance else UNKNOWN_FEATURES_WITHOUT_HIDDEN
 
 
 def unknown_features(
-    probs: NDArray[np.floating], normalized_texts: Sequence[str], vocabulary: frozenset[str]
+    probs: NDArray[np.floating],
+    normalized_texts: Sequence[str],
+    vocabulary: frozenset[str],
+    hidden_distance: NDArray[np.floating] | None = None,
+    names: Sequence[str] | None = None,
 ) -> NDArray[np.float64]:
-    """[n, len(UNKNOWN_FEATURES)]: the runtime's features, stacked in the order the weights use."""
-    features = unknown.unknown_features(np.asarray(probs), normalized_texts, vocabulary, UNKNOWN_FEATURES)
-    matrix: NDArray[np.float64] = unknown.feature_matrix(features, UNKNOWN_FEATURES)
+    """[n, len(names)]: the runtime's features, stacked in the order the weights use (names default to the
+    set `feature_names` picks for whether a hidden distance is given)."""
+    names = tuple(names) if names is not None else feature_names(hidden_distance is not None)
+    features = unknown.unknown_features(np.asarray(probs), normalized_texts, vocabulary, names, hidden_distance)
+    matrix: NDArray[np.float64] = unknown.feature_matrix(features, names)
     return matrix

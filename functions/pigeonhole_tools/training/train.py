@@ -22,6 +22,7 @@ from sklearn.pipeline import FeatureUnion
 
 from pigeonhole.model.features import TOKEN_PATTERN
 from pigeonhole_tools.training import defaults as d
+from pigeonhole_tools.training import hidden as hidden_layer
 from pigeonhole_tools.training.errors import DataError
 
 EpochCallback = Callable[["EpochReport"], None]
@@ -70,6 +71,7 @@ class TrainedModel:
     n_features: int
     rows: int
     history: list[EpochReport] = field(default_factory=list)
+    hidden: hidden_layer.HiddenStats | None = None  # the unknown score's distance statistics, on the training rows
 
     @property
     def classes(self) -> list[str]:
@@ -196,4 +198,5 @@ def train(
         n_features=int(x.shape[1]),
         rows=int(x.shape[0]),
         history=history,
+        hidden=hidden_layer.fit_model(mlp, x, y),
     )

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from pigeonhole.model import unknown
 from pigeonhole.model.features import normalize_batch
 from pigeonhole.model.runtime import ModelRuntime
-from pigeonhole_tools.training import evaluate
+from pigeonhole_tools.training import graphs
 from pigeonhole_tools.training.build import BuildOptions, run_build
 from pigeonhole_tools.training.data import LabelledData, load_labelled
 from pigeonhole_tools.training.progress import Reporter
@@ -110,8 +110,8 @@ def one_seed(
     runtime = ModelRuntime.load(opts.out)
     spec = manifest.input
     known_texts = [t for t, _ in known_test]
-    p_known = evaluate.score_in_batches(runtime.session, known_texts, spec.onnx_input, spec.onnx_probabilities_output)
-    p_unseen = evaluate.score_in_batches(runtime.session, unseen_test, spec.onnx_input, spec.onnx_probabilities_output)
+    p_known, d_known = graphs.score_session(runtime.session, known_texts, spec)
+    p_unseen, d_unseen = graphs.score_session(runtime.session, unseen_test, spec)
     index = {c: i for i, c in enumerate(manifest.classes)}
     y = np.asarray([index[lab] for _, lab in known_test])
     right = (p_known.argmax(axis=1) == y).astype(np.float64)
@@ -123,13 +123,13 @@ def one_seed(
         raise RuntimeError("the package has no unknown block")
     u_threshold = spec_u.threshold
 
-    def score(p: NDArray[np.float32], texts: Sequence[str]) -> NDArray[np.float64]:
+    def score(p: NDArray[np.float32], texts: Sequence[str], dist: NDArray[np.float32] | None) -> NDArray[np.float64]:
         result: NDArray[np.float64] = unknown.unknown_scores(
-            p, normalize_batch(texts), runtime.vocabulary, spec_u.features, spec_u.weights, spec_u.bias
+            p, normalize_batch(texts), runtime.vocabulary, spec_u.features, spec_u.weights, spec_u.bias, dist
         )
         return result
 
-    s_known, s_unseen = score(p_known, known_texts), score(p_unseen, unseen_test)
+    s_known, s_unseen = score(p_known, known_texts, d_known), score(p_unseen, unseen_test, d_unseen)
     c_known, c_unseen = -p_known.max(axis=1).astype(np.float64), -p_unseen.max(axis=1).astype(np.float64)
     picked = manifest.thresholds.per_class
     review = manifest.thresholds.review_confidence

@@ -37,7 +37,8 @@ class _SplitLike(Protocol):
 
 
 TrainFn = Callable[[list[str], list[str], str], TrainedModel]
-ScoreFn = Callable[[TrainedModel, Path, list[str]], NDArray[np.float32]]  # export + quantize + score int8
+# export + quantize + score int8: probabilities and (when the graph has them) hidden distances
+ScoreFn = Callable[[TrainedModel, Path, list[str]], tuple[NDArray[np.float32], NDArray[np.float32] | None]]
 
 
 def _indices(labels: Sequence[str], classes: list[str]) -> NDArray[np.int64]:
@@ -49,6 +50,7 @@ def fit(
     split: _SplitLike,
     holdout_share: float,
     target_known_share: float,
+    features: Sequence[str] | None,
     seed: int,
     calibrate_on: bool,
     train_fn: TrainFn,
@@ -83,19 +85,29 @@ def fit(
         t for t, lab in zip(split.validation_texts, split.validation_labels, strict=True) if lab in left_out
     ]
     with ui.step("Fitting the unknown score on intents that model never saw"):
-        p_known_raw = score_fn(model, scratch, known_texts + unseen_texts)
-        p_unseen_raw = p_known_raw[len(known_texts) :]
-        p_known_raw = p_known_raw[: len(known_texts)]
+        p_raw, distance = score_fn(model, scratch, known_texts + unseen_texts)
+        n_known = len(known_texts)
+        p_known_raw, p_unseen_raw = p_raw[:n_known], p_raw[n_known:]
+        d_known, d_unseen = (None, None) if distance is None else (distance[:n_known], distance[n_known:])
         y_known = _indices(known_labels, model.classes)
         temperature = calibrate.fit_temperature(p_known_raw, y_known) if calibrate_on else 1.0
         vocabulary = frozenset(model.unigram_vocabulary())
+        names = tuple(features) if features is not None else routes.feature_names(distance is not None)
         f_known = routes.unknown_features(
-            calibrate.apply_temperature(p_known_raw, temperature), normalize_batch(known_texts), vocabulary
+            calibrate.apply_temperature(p_known_raw, temperature),
+            normalize_batch(known_texts),
+            vocabulary,
+            d_known,
+            names,
         )
         f_unseen = routes.unknown_features(
-            calibrate.apply_temperature(p_unseen_raw, temperature), normalize_batch(unseen_texts), vocabulary
+            calibrate.apply_temperature(p_unseen_raw, temperature),
+            normalize_batch(unseen_texts),
+            vocabulary,
+            d_unseen,
+            names,
         )
-        result = routes.fit_unknown(routes.UNKNOWN_FEATURES, f_known, f_unseen, target_known_share, seed)
+        result = routes.fit_unknown(names, f_known, f_unseen, target_known_share, seed)
     ui.info(
         f"unknown score: threshold {result.threshold:.4f} flags {result.known_share:.1%} of known and "
         f"{result.unknown_recall:.1%} of never-seen events (fitting rows)"
@@ -113,6 +125,7 @@ def fit(
             "known_events": result.n_known,
             "never_seen_events": result.n_unknown,
             "temperature_of_fitting_model": temperature,
+            **({} if model.hidden is None or distance is None else {"hidden_distance": model.hidden.record()}),
             "note": "known = validation rows of the other intents; never seen = every training row of the "
             "left-out intents; scored by the int8 graph of a model trained on the fit rows without them",
         },
@@ -126,11 +139,15 @@ def fit(
 
 
 def scores(
-    fit_: routes.UnknownFit, probs: NDArray[np.floating], texts: Sequence[str], vocabulary: frozenset[str]
+    fit_: routes.UnknownFit,
+    probs: NDArray[np.floating],
+    texts: Sequence[str],
+    vocabulary: frozenset[str],
+    hidden_distance: NDArray[np.floating] | None = None,
 ) -> NDArray[np.float64]:
     """The runtime's unknown score (pigeonhole.model.unknown) of raw texts."""
     result: NDArray[np.float64] = unknown.unknown_scores(
-        np.asarray(probs), normalize_batch(texts), vocabulary, fit_.features, fit_.weights, fit_.bias
+        np.asarray(probs), normalize_batch(texts), vocabulary, fit_.features, fit_.weights, fit_.bias, hidden_distance
     )
     return result
 
@@ -159,13 +176,14 @@ def on_eval(
     texts: Sequence[str],
     vocabulary: frozenset[str],
     class_thresholds: NDArray[np.float64],
+    hidden_distance: NDArray[np.floating] | None = None,
 ) -> dict[str, object]:
     """On the (all known) eval set with the shipped model: share routed unknown, and the whole routing.
 
     Routing as the runtime does it: unknown score >= threshold -> review (unknown); else confidence below the
     predicted class's threshold -> review (low confidence); else auto. Right = auto with the right label.
     """
-    flagged = scores(fit_, probs, texts, vocabulary) >= fit_.threshold
+    flagged = scores(fit_, probs, texts, vocabulary, hidden_distance) >= fit_.threshold
     conf, pred = probs.max(axis=1), probs.argmax(axis=1)
     auto = ~flagged & (conf >= class_thresholds[pred])
     right = auto & (pred == y)
