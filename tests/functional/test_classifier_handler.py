@@ -156,13 +156,13 @@ def test_whole_batch_failing_returns_every_record_for_retry_without_a_function_e
 def test_one_model_run_per_batch(stack: Stack, service: ClassifierService, context: Context) -> None:
     calls: list[int] = []
     real = service.runtime
-    original = real.predict_proba
+    original = real.predict
 
     class Spy:
         def __getattr__(self, name: str) -> Any:
             return getattr(real, name)
 
-        def predict_proba(self, texts: list[str]) -> Any:
+        def predict(self, texts: list[str]) -> Any:
             calls.append(len(texts))
             return original(texts)
 
@@ -177,13 +177,13 @@ def test_poison_input_is_isolated_from_its_batch(stack: Stack, service: Classifi
     (issue 8: a failure caused by a record's content is its quarantine reason, not a retry that ends in
     the DLQ after republishing its neighbours)."""
     real = service.runtime
-    original = real.predict_proba
+    original = real.predict
 
     class Flaky:
         def __getattr__(self, name: str) -> Any:
             return getattr(real, name)
 
-        def predict_proba(self, texts: list[str]) -> Any:
+        def predict(self, texts: list[str]) -> Any:
             if any("POISON" in t for t in texts):
                 raise RuntimeError("simulated onnxruntime failure")
             return original(texts)
@@ -214,7 +214,7 @@ def test_a_model_that_breaks_its_contract_retries_instead_of_quarantining(
         def __getattr__(self, name: str) -> Any:
             return getattr(real, name)
 
-        def predict_proba(self, texts: list[str]) -> Any:
+        def predict(self, texts: list[str]) -> Any:
             raise ModelIntegrityError("model returned probabilities of shape (1, 3)")
 
     service.runtime = WrongShape()  # type: ignore[assignment]

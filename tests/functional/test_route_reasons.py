@@ -179,10 +179,10 @@ def test_a_failing_unknown_score_fails_only_its_own_record(
     (reason unprocessable, step routing), its neighbours are routed as usual."""
     original = ModelRuntime.unknown_scores
 
-    def flaky(self: ModelRuntime, texts: Sequence[str], probabilities: Any) -> Any:
+    def flaky(self: ModelRuntime, texts: Sequence[str], probabilities: Any, distance: Any = None) -> Any:
         if len(texts) > 1 or "poison" in texts[0]:
             raise ValueError("boom")
-        return original(self, texts, probabilities)
+        return original(self, texts, probabilities, distance)
 
     monkeypatch.setattr(ModelRuntime, "unknown_scores", flaky)
     stack.send([_body(1, CARD), _body(2, "poison card arrival"), _body(3, OFF_TOPIC)])

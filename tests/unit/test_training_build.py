@@ -212,8 +212,8 @@ def test_the_package_is_calibrated_inside_the_graph_and_records_its_routing_numb
     unknown = manifest.metrics["unknown"]
     assert isinstance(unknown, dict)
     assert unknown["fitted"] is True
-    assert unknown["features"] == ["max_prob", "hidden_distance"]
-    assert len(unknown["weights"]) == 2
+    assert unknown["features"] == ["max_prob", "hidden_distance", "oov_share"]
+    assert len(unknown["weights"]) == 3
     assert unknown["fitted_on"]["hidden_distance"]["dims"] >= 1
     assert len(unknown["fitted_on"]["left_out_intents"]) == 1  # round(0.13 * 5)
     assert unknown["evaluation"]["fitting_rows"]["known_share_unknown"] <= 0.05

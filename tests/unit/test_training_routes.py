@@ -86,7 +86,7 @@ def test_held_out_intents_are_seeded_and_leave_known_ones() -> None:
 def test_unknown_features_on_a_hand_made_case() -> None:
     probs = np.array([[0.7, 0.2, 0.1], [1 / 3, 1 / 3, 1 / 3]])
     feats = routes.unknown_features(probs, ["card lost", "zzz qqq card"], frozenset({"card", "lost"}))
-    assert routes.UNKNOWN_FEATURES == ("max_prob", "hidden_distance")
+    assert routes.UNKNOWN_FEATURES == ("max_prob", "hidden_distance", "oov_share")
     assert routes.UNKNOWN_FEATURES_WITHOUT_HIDDEN == ("max_prob", "margin", "entropy", "oov_share", "log_tokens")
     assert feats[0, 0] == pytest.approx(0.7)
     assert feats[0, 1] == pytest.approx(0.5)

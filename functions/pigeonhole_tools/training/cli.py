@@ -123,7 +123,7 @@ def build(
     unknown_features: Annotated[
         str,
         typer.Option(
-            help="The unknown score's inputs, comma-separated, or 'auto' (max_prob,hidden_distance). Known: "
+            help="The unknown score's inputs, comma-separated, or 'auto' (max_prob,hidden_distance,oov_share). Known: "
             + ", ".join(UNKNOWN_FEATURE_NAMES),
             callback=lambda value: _feature_list(value),  # noqa: PLW0108 (defined below)
         ),

@@ -36,6 +36,6 @@ CALIBRATE: Final = True  # temperature scaling fitted on the validation rows, in
 UNKNOWN_HOLDOUT_SHARE: Final = 0.13  # intents left out of a third training to fit the unknown score (10 of 77)
 PER_CLASS_CORRECTION: Final = "none"  # the Wilson test per class at z = 1.96 (see routes.wilson_z_for)
 UNKNOWN_TARGET_KNOWN_SHARE: Final = 0.05  # at most this share of known-intent validation events scored unknown
-# The unknown score's inputs (pigeonhole.model.unknown); "auto" = max_prob + hidden_distance (routes.UNKNOWN_FEATURES).
+# The unknown score's inputs (pigeonhole.model.unknown); "auto" = routes.UNKNOWN_FEATURES (with a hidden distance).
 UNKNOWN_FEATURES: Final = "auto"
 MIN_CLASSES_FOR_UNKNOWN: Final = 5  # fewer classes: no intents to spare, no unknown score is fitted

@@ -197,10 +197,10 @@ def held_out_intents(classes: Sequence[str], share: float, seed: int) -> list[st
 
 
 # The unknown score's inputs, all computed by pigeonhole.model.unknown (the runtime's own code). With the
-# graph's hidden-layer distance: max-prob and that distance (measured best, docs/model.md: adding the text
-# features, margin or entropy to the two did not help). Without it (a graph that has none): the text and
-# probability features of the first packages.
-UNKNOWN_FEATURES = (unknown.MAX_PROB, unknown.HIDDEN_DISTANCE)
+# graph's hidden-layer distance: max-prob, that distance and the out-of-vocabulary share (measured best on
+# never-seen intents, docs/model.md "The unknown route"; oov_share adds little there but is what marks
+# off-domain text). Without it (a graph that has none): the features of the first packages.
+UNKNOWN_FEATURES = (unknown.MAX_PROB, unknown.HIDDEN_DISTANCE, unknown.OOV_SHARE)
 UNKNOWN_FEATURES_WITHOUT_HIDDEN = (
     unknown.MAX_PROB,
     unknown.MARGIN,
