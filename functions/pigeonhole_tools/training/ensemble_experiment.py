@@ -1,0 +1,311 @@
+"""Experiment (issue 11, item 4): can an ensemble, or a student distilled from one, beat the recipe within budget?
+
+Every model is the committed recipe (``train.train`` with ``TrainParams``; only ``hidden`` and ``seed``
+change) trained on the build's fit rows of BANKING77 (the training file minus the build's 10 %
+validation split, seed 0 + 1). All share one featurizer: ``train`` fits the same TF-IDF vocabulary on
+the same rows every time (checked below), so only the MLPs differ. Evaluated in fp32 numpy on the
+3,080 test rows (``hidden_ood_experiment.hidden_and_logits`` / ``softmax``; not the int8 graph):
+
+- ``baseline_1x128_seed{s}``  one MLP of 128 hidden units, seeds 0..3 (the seed-to-seed spread);
+- ``ensemble_KxH``            K MLPs of H hidden units (seeds 0..K-1), probabilities averaged; K·H = 128
+                              has the baseline's int8 bytes (2 x 64, 4 x 32), 2 x 128 / 4 x 128 do not;
+- ``student_1x128_T{t}``      an ``MLPRegressor`` (128 ReLU units, the recipe's alpha / learning rate /
+                              batch / epochs, trained epoch by epoch like ``train``) regressing the
+                              4 x 128 teacher's centred log averaged probabilities divided by t
+                              (Ba & Caruana 2014 logit matching) on the fit rows' TF-IDF; its
+                              probabilities are softmax(t · output).
+
+Per variant: accuracy, macro-F1, ECE (15 bins) / Brier / NLL before and after a temperature fitted on
+the validation rows (``calibrate.fit_temperature``), training seconds (members summed; a student adds
+its teacher's) and an int8 size estimate (``int8_size_estimate``). Fitted models are cached with joblib
+under ``--cache`` (default in /tmp) so a re-run does not retrain; results are rewritten to ``--out``
+after each variant. Run: ``python -m pigeonhole_tools.training.ensemble_experiment --out ens.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import cast
+
+import joblib  # type: ignore[import-untyped]
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+from pigeonhole.model.features import normalize_batch
+from pigeonhole_tools.training import calibrate
+from pigeonhole_tools.training import defaults as d
+from pigeonhole_tools.training.data import load_labelled, stratified_split, take
+from pigeonhole_tools.training.evaluate import classification_metrics
+from pigeonhole_tools.training.hidden_ood_experiment import hidden_and_logits, softmax
+from pigeonhole_tools.training.train import TrainedModel, TrainParams, train
+
+F64 = NDArray[np.float64]
+
+# The committed package (layers/model): int8 model.onnx bytes, TF-IDF features, hidden units, classes.
+# Its bytes per weight (first + output layer weights; the vocabulary strings and biases ride along) scale
+# the estimate; tests/unit/test_training_ensemble_experiment.py checks these against the package.
+COMMITTED_INT8_BYTES = 6_141_548
+COMMITTED_FEATURES = 40_235
+COMMITTED_HIDDEN = 128
+N_CLASSES = 77
+
+
+def int8_size_estimate(n_features: int, hidden_total: int, n_classes: int = N_CLASSES) -> int:
+    """Bytes of an int8 graph whose first layer is n_features x hidden_total and output hidden_total x classes.
+
+    An estimate, not a measurement: the committed package's measured bytes per such weight times the count.
+    """
+    per_weight = COMMITTED_INT8_BYTES / (COMMITTED_FEATURES * COMMITTED_HIDDEN + COMMITTED_HIDDEN * N_CLASSES)
+    return round(per_weight * (n_features * hidden_total + hidden_total * n_classes))
+
+
+def average_probabilities(members: Sequence[F64]) -> F64:
+    """The ensemble's probabilities: the plain mean of its members' probability matrices."""
+    out: F64 = np.mean(np.stack(members), axis=0)
+    return out
+
+
+def logit_targets(averaged: F64, temperature: float = 1.0) -> F64:
+    """The student's regression target: log of the averaged probabilities, centred per row, divided by T.
+
+    Centring removes the per-row constant that softmax ignores (the logits are only defined up to it).
+    """
+    z = calibrate.log_probabilities(averaged)
+    out: F64 = (z - z.mean(axis=1, keepdims=True)) / temperature
+    return out
+
+
+def train_student(x: object, targets: F64, params: TrainParams) -> MLPRegressor:
+    """An MLPRegressor with the recipe's settings, one partial_fit per epoch on train's seeded shuffle."""
+    reg = MLPRegressor(
+        hidden_layer_sizes=(params.hidden,) * params.layers,
+        alpha=params.alpha,
+        batch_size=params.batch_size,
+        learning_rate_init=params.learning_rate,
+        random_state=params.seed,
+        shuffle=False,
+    )
+    order_rng = np.random.default_rng(params.seed)
+    rows = targets.shape[0]
+    for _ in range(params.epochs):
+        order = order_rng.permutation(rows)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            reg.partial_fit(x[order], targets[order])  # type: ignore[index]
+    return reg
+
+
+def as_model(base: TrainedModel, student: MLPRegressor, seconds: float) -> TrainedModel:
+    """The student behind the base model's featurizer, so ``hidden_and_logits`` (which reads only
+    ``coefs_`` / ``intercepts_``, attributes both MLP kinds share) computes its outputs."""
+    return replace(base, mlp=cast(MLPClassifier, student), seconds=seconds, history=[])
+
+
+@dataclass
+class Split:
+    fit_texts: list[str]
+    fit_labels: list[str]
+    val_texts: list[str]
+    val_labels: list[str]
+    test_texts: list[str]
+    test_labels: list[str]
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for part in (self.fit_texts, self.fit_labels):
+            h.update("\x00".join(part).encode())
+        return h.hexdigest()[:12]
+
+
+def load_split(data: Path, test_path: Path) -> Split:
+    """The build's rows: validation = stratified_split(fraction 0.1, seed 0 + 1) of the training file."""
+    train_set = load_labelled(data, "text", "category")
+    test_set = load_labelled(test_path, "text", "category")
+    texts = normalize_batch(train_set.texts)
+    fit_idx, val_idx = stratified_split(train_set.labels, d.VALIDATION_FRACTION, d.SEED + 1)
+    return Split(
+        take(texts, fit_idx),
+        take(train_set.labels, fit_idx),
+        take(texts, val_idx),
+        take(train_set.labels, val_idx),
+        normalize_batch(test_set.texts),
+        test_set.labels,
+    )
+
+
+class Cache:
+    """Fitted models pickled by joblib under one directory (in /tmp, never in the repository)."""
+
+    def __init__(self, root: Path, digest: str) -> None:
+        self.root = root / digest
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def get(self, name: str, make: Callable[[], object]) -> object:
+        path = self.root / f"{name}.joblib"
+        if path.exists():
+            return joblib.load(path)
+        value = make()
+        joblib.dump(value, path)
+        return value
+
+
+def member(cache: Cache, split: Split, hidden: int, seed: int) -> TrainedModel:
+    params = TrainParams(hidden=hidden, seed=seed)
+    print(f"[ensemble] member hidden={hidden} seed={seed}", flush=True)
+    model = cache.get(f"mlp_h{hidden}_s{seed}", lambda: train(split.fit_texts, split.fit_labels, params))
+    return cast(TrainedModel, model)
+
+
+def same_featurizer(a: TrainedModel, b: TrainedModel) -> bool:
+    return bool(
+        a.word_vectorizer.vocabulary_ == b.word_vectorizer.vocabulary_
+        and a.char_vectorizer.vocabulary_ == b.char_vectorizer.vocabulary_
+    )
+
+
+def evaluate(
+    p_val: F64, p_test: F64, y_val: NDArray[np.int64], y_test: NDArray[np.int64], classes: list[str]
+) -> dict[str, object]:
+    """Test quality before and after the temperature fitted on the validation rows' probabilities."""
+    temperature = calibrate.fit_temperature(p_val, y_val)
+    metrics = classification_metrics(p_test, y_test, classes)
+    return {
+        "accuracy": round(cast(float, metrics["accuracy"]), 4),
+        "macro_f1": round(cast(float, metrics["macro_f1"]), 4),
+        "correct": int((p_test.argmax(axis=1) == y_test).sum()),
+        "temperature": temperature,
+        "before": calibrate.quality(p_test, y_test),
+        "after": calibrate.quality(calibrate.apply_temperature(p_test, temperature), y_test),
+    }
+
+
+class Experiment:
+    """The members' validation / test probabilities (computed once each) and the results, saved as they come."""
+
+    def __init__(self, split: Split, cache: Cache, out: Path | None) -> None:
+        self.split, self.cache, self.out = split, cache, out
+        self.base = member(cache, split, 128, 0)
+        index = {c: i for i, c in enumerate(self.base.classes)}
+        self.y_val = np.asarray([index[lab] for lab in split.val_labels])
+        self.y_test = np.asarray([index[lab] for lab in split.test_labels])
+        self.variants: dict[str, dict[str, object]] = {}
+        self.results: dict[str, object] = {
+            "rows": {"fit": len(split.fit_texts), "validation": len(split.val_texts), "test": len(split.test_texts)},
+            "n_features": self.base.n_features,
+            "note": "fp32 in numpy (scikit-learn weights), not the int8 graph; int8 sizes are estimates",
+            "variants": self.variants,
+        }
+        self.probs: dict[tuple[int, int], tuple[F64, F64]] = {}
+        self.seconds: dict[tuple[int, int], float] = {}
+
+    def save(self) -> None:
+        if self.out is not None:
+            self.out.write_text(json.dumps(self.results, indent=2) + "\n", encoding="utf-8")
+
+    def probabilities(self, hidden: int, seed: int) -> tuple[F64, F64]:
+        if (hidden, seed) not in self.probs:
+            model = member(self.cache, self.split, hidden, seed)
+            if not same_featurizer(model, self.base):
+                raise RuntimeError(f"hidden={hidden} seed={seed} fitted another featurizer: not comparable")
+            p_val, p_test = (
+                softmax(hidden_and_logits(model, t)[1]) for t in (self.split.val_texts, self.split.test_texts)
+            )
+            self.probs[hidden, seed] = (p_val, p_test)
+            self.seconds[hidden, seed] = model.seconds
+        return self.probs[hidden, seed]
+
+    def record(self, name: str, p_val: F64, p_test: F64, train_seconds: float, hidden_total: int) -> None:
+        row = evaluate(p_val, p_test, self.y_val, self.y_test, self.base.classes)
+        size = int8_size_estimate(self.base.n_features, hidden_total, len(self.base.classes))
+        row.update({"training_seconds": round(train_seconds, 1), "int8_mb_estimate": round(size / 1e6, 2)})
+        self.variants[name] = row
+        print(f"[ensemble] {name}: acc {row['accuracy']} ({row['correct']}), T {row['temperature']}", flush=True)
+        self.save()
+
+    def single(self, seed: int) -> None:
+        self.record(f"baseline_1x128_seed{seed}", *self.probabilities(128, seed), self.seconds[128, seed], 128)
+
+    def ensemble(self, k: int, hidden: int) -> None:
+        members = [self.probabilities(hidden, s) for s in range(k)]
+        p_val = average_probabilities([m[0] for m in members])
+        p_test = average_probabilities([m[1] for m in members])
+        seconds = sum(self.seconds[hidden, s] for s in range(k))
+        self.record(f"ensemble_{k}x{hidden}", p_val, p_test, seconds, k * hidden)
+
+    def students(self, temperatures: Sequence[float]) -> None:
+        """Students of the 4 x 128 average, one per target temperature (cached like the members)."""
+        split, base = self.split, self.base
+        teacher = [member(self.cache, split, 128, s) for s in range(4)]
+        x_fit = base.features.transform(split.fit_texts).astype(np.float32)
+        p_fit = average_probabilities([softmax(hidden_and_logits(m, split.fit_texts)[1]) for m in teacher])
+        teacher_seconds = sum(m.seconds for m in teacher)
+        for t in temperatures:
+            print(f"[ensemble] student T={t:g}", flush=True)
+
+            def fit(t: float = t) -> tuple[MLPRegressor, float]:
+                t0 = time.perf_counter()
+                reg = train_student(x_fit, logit_targets(p_fit, t), TrainParams())
+                return reg, time.perf_counter() - t0
+
+            reg, s = cast(tuple[MLPRegressor, float], self.cache.get(f"student_h128_s0_T{t:g}", fit))
+            student = as_model(base, reg, s)
+            p_val, p_test = (softmax(t * hidden_and_logits(student, x)[1]) for x in (split.val_texts, split.test_texts))
+            self.record(f"student_1x128_T{t:g}", p_val, p_test, teacher_seconds + s, 128)
+
+    def seed_spread(self) -> None:
+        rows = [self.variants[f"baseline_1x128_seed{s}"] for s in range(4)]
+        accs = [cast(float, r["accuracy"]) for r in rows]
+        self.results["baseline_over_seeds_0_3"] = {
+            "accuracy_mean": round(float(np.mean(accs)), 4),
+            "accuracy_sd": round(float(np.std(accs, ddof=1)), 4),
+            "correct": [r["correct"] for r in rows],
+        }
+        self.save()
+
+
+def run(
+    data: Path, test_path: Path, cache_root: Path, out: Path | None, small: bool, student_ts: Sequence[float]
+) -> dict[str, object]:
+    """Every variant, cheapest-to-most-informative first, so an interrupted run still leaves results."""
+    split = load_split(data, test_path)
+    exp = Experiment(split, Cache(cache_root, split.digest()), out)
+    exp.single(0)
+    exp.single(1)
+    exp.ensemble(2, 64)
+    exp.single(2)
+    exp.ensemble(2, 128)
+    exp.single(3)
+    exp.ensemble(4, 128)
+    exp.seed_spread()
+    if student_ts:
+        exp.students(student_ts)
+    if small:
+        exp.ensemble(4, 32)
+    return exp.results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--data", type=Path, default=Path("../shared/datasets/banking77/train.csv"))
+    parser.add_argument("--eval-data", type=Path, default=Path("../shared/datasets/banking77/test.csv"))
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pigeonhole-ensemble-cache")
+    parser.add_argument("--no-4x32", dest="small", action="store_false", help="skip the 4 x 32 ensemble")
+    parser.add_argument("--student-t", type=float, nargs="*", default=[1.0, 2.0], help="student temperatures")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    result = run(args.data, args.eval_data, args.cache, args.out, args.small, args.student_t)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

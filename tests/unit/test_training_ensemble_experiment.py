@@ -1,0 +1,112 @@
+"""The ensemble / distillation experiment computes what docs/model.md says it computes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from pigeonhole.model.features import normalize_batch
+from pigeonhole_tools.training import ensemble_experiment as exp
+from pigeonhole_tools.training.build import BuildOptions, make_splits
+from pigeonhole_tools.training.hidden_ood_experiment import hidden_and_logits, softmax
+from pigeonhole_tools.training.progress import Reporter
+from pigeonhole_tools.training.train import TrainedModel, TrainParams, train
+
+from .test_training_hidden_ood_experiment import LABELS, TEXTS
+
+PACKAGE = Path(__file__).resolve().parents[2] / "layers" / "model"
+PARAMS = TrainParams(hidden=8, epochs=30, batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def members() -> list[TrainedModel]:
+    return [
+        train(normalize_batch(TEXTS), LABELS, TrainParams(hidden=8, epochs=30, batch_size=16, seed=s)) for s in (0, 1)
+    ]
+
+
+def test_the_ensemble_probability_is_the_mean_of_its_members_predict_proba(members: list[TrainedModel]) -> None:
+    texts = normalize_batch(["where is my card", "rate for yen", "my top up failed", "something else entirely"])
+    assert exp.same_featurizer(*members)  # one featurizer: only the MLPs differ
+    ours = [softmax(hidden_and_logits(m, texts)[1]) for m in members]
+    averaged = exp.average_probabilities(ours)
+    reference = (members[0].predict_proba(texts) + members[1].predict_proba(texts)) / 2
+    np.testing.assert_allclose(averaged, reference, atol=1e-5)
+    np.testing.assert_allclose(averaged.sum(axis=1), 1.0, rtol=1e-9)
+    assert not np.allclose(ours[0], ours[1], atol=1e-3)  # two seeds: two different members, a real average
+
+
+def test_the_student_targets_are_the_centred_log_of_the_averaged_probabilities() -> None:
+    p = exp.average_probabilities(
+        [np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]), np.array([[0.5, 0.4, 0.1], [0.3, 0.3, 0.4]])]
+    )
+    np.testing.assert_allclose(p, [[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]])
+    z = exp.logit_targets(p)
+    expected = np.log(p) - np.log(p).mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(z, expected, rtol=1e-12)
+    np.testing.assert_allclose(z.sum(axis=1), 0.0, atol=1e-12)  # centred per row
+    np.testing.assert_allclose(softmax(z), p, rtol=1e-12)  # softmax of the target gives the teacher back
+    np.testing.assert_allclose(exp.logit_targets(p, 2.0), z / 2, rtol=1e-12)
+    np.testing.assert_allclose(softmax(2.0 * exp.logit_targets(p, 2.0)), p, rtol=1e-12)  # what the student uses
+
+
+def test_a_student_regressing_the_teacher_logits_learns_the_teachers_labels(members: list[TrainedModel]) -> None:
+    texts = normalize_batch(TEXTS)
+    x = members[0].features.transform(texts).astype(np.float32)
+    p = exp.average_probabilities([softmax(hidden_and_logits(m, texts)[1]) for m in members])
+    reg = exp.train_student(x, exp.logit_targets(p), PARAMS)
+    again = exp.train_student(x, exp.logit_targets(p), PARAMS)
+    np.testing.assert_array_equal(reg.coefs_[0], again.coefs_[0])  # seeded: a re-run trains the same student
+    student = exp.as_model(members[0], reg, 0.0)
+    _, z = hidden_and_logits(student, texts)
+    np.testing.assert_allclose(z, reg.predict(x), atol=1e-4)  # the numpy forward pass is the regressor's
+    assert (z.argmax(axis=1) == p.argmax(axis=1)).mean() >= 0.9
+
+
+def test_the_size_estimate_scales_the_committed_packages_bytes_per_weight() -> None:
+    committed = exp.int8_size_estimate(exp.COMMITTED_FEATURES, exp.COMMITTED_HIDDEN)
+    assert committed == exp.COMMITTED_INT8_BYTES
+    per_weight = exp.COMMITTED_INT8_BYTES / (40_235 * 128 + 128 * 77)
+    assert exp.int8_size_estimate(38_435, 128) == round(per_weight * (38_435 * 128 + 128 * 77))
+    # Same total hidden units, same bytes: 2 x 64 and 4 x 32 cost what 1 x 128 costs; 2 x 128 twice that.
+    assert exp.int8_size_estimate(38_435, 2 * 64) == exp.int8_size_estimate(38_435, 128)
+    assert exp.int8_size_estimate(38_435, 256) == pytest.approx(2 * exp.int8_size_estimate(38_435, 128), abs=1)
+    assert exp.int8_size_estimate(38_435, 128) < 10e6 < exp.int8_size_estimate(38_435, 256)
+
+
+def test_the_size_constants_describe_the_committed_package() -> None:
+    """Within 10 % per weight: a rebuilt package moves the bytes a little; another recipe would move them a lot."""
+    manifest = json.loads((PACKAGE / "manifest.json").read_text(encoding="utf-8"))
+    parameters = manifest["build"]["parameters"]
+    weights = parameters["n_features"] * parameters["hidden"] + parameters["hidden"] * len(manifest["classes"])
+    measured = (PACKAGE / "model.onnx").stat().st_size / weights
+    ours = exp.COMMITTED_INT8_BYTES / (exp.COMMITTED_FEATURES * exp.COMMITTED_HIDDEN + exp.COMMITTED_HIDDEN * 77)
+    assert parameters["layers"] == 1
+    assert measured == pytest.approx(ours, rel=0.10)
+
+
+def test_the_split_is_the_builds(tmp_path: Path) -> None:
+    labels = [f"intent{i % 7}" for i in range(140)]
+    texts = [f"Row {i} About {lab}!" for i, lab in enumerate(labels)]
+    for name in ("train", "test"):
+        with (tmp_path / f"{name}.csv").open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "category"])
+            writer.writerows(zip(texts, labels, strict=True))
+    ours = exp.load_split(tmp_path / "train.csv", tmp_path / "test.csv")
+    opts = BuildOptions(
+        data=tmp_path / "train.csv", name="x", version="0.0.1", out=tmp_path / "out", eval_data=tmp_path / "test.csv"
+    )
+    build = make_splits(opts, Reporter(Console(file=io.StringIO())))
+    assert ours.fit_texts == build.train_texts
+    assert ours.fit_labels == build.train_labels
+    assert ours.val_texts == normalize_batch(build.validation_texts)
+    assert ours.val_labels == build.validation_labels
+    assert len(ours.val_texts) == 14  # 10 % of 140, stratified
+    assert ours.test_texts == normalize_batch(texts)
