@@ -110,3 +110,40 @@ def test_the_split_is_the_builds(tmp_path: Path) -> None:
     assert ours.val_labels == build.validation_labels
     assert len(ours.val_texts) == 14  # 10 % of 140, stratified
     assert ours.test_texts == normalize_batch(texts)
+
+
+def test_student_settings_parse_temperature_and_epochs() -> None:
+    assert exp.student_setting("2") == (2.0, 8)
+    assert exp.student_setting("1:16") == (1.0, 16)
+
+
+def test_a_run_records_every_variant_and_a_cached_rerun_gives_the_same_numbers(tmp_path: Path) -> None:
+    for name, rows in (
+        ("train", zip(TEXTS * 2, LABELS * 2, strict=True)),
+        ("test", zip(TEXTS[:8], LABELS[:8], strict=True)),
+    ):
+        with (tmp_path / f"{name}.csv").open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "category"])
+            writer.writerows(rows)
+    args = (tmp_path / "train.csv", tmp_path / "test.csv", tmp_path / "cache", tmp_path / "out.json", True)
+    first = exp.run(*args, [(1.0, 2)], 4)
+    variants = first["variants"]
+    assert isinstance(variants, dict)
+    assert set(variants) == {
+        *(f"baseline_1x128_seed{s}" for s in range(4)),
+        "ensemble_2x64",
+        "ensemble_2x128",
+        "ensemble_4x128",
+        "ensemble_4x32",
+        "student_1x128_T1_2epochs",
+    }
+    for row in variants.values():
+        assert row["correct"] == round(row["accuracy"] * 8)
+        assert row["before"]["accuracy"] == row["after"]["accuracy"]  # a temperature never changes the label
+    assert len(variants["ensemble_4x32"]["members_correct"]) == 4
+    assert variants["ensemble_2x128"]["int8_mb_estimate"] > variants["ensemble_2x64"]["int8_mb_estimate"]
+    assert json.loads((tmp_path / "out.json").read_text(encoding="utf-8")) == first
+    cached = sorted(p.name for p in (tmp_path / "cache").glob("*/*.joblib"))
+    assert len(cached) == 4 + 2 + 4 + 1  # 128 x 4 seeds, 64 x 2, 32 x 4, one student
+    assert exp.run(*args, [(1.0, 2)], 4) == first  # from the cache: nothing retrained, the same numbers

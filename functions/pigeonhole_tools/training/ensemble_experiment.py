@@ -6,14 +6,17 @@ validation split, seed 0 + 1). All share one featurizer: ``train`` fits the same
 the same rows every time (checked below), so only the MLPs differ. Evaluated in fp32 numpy on the
 3,080 test rows (``hidden_ood_experiment.hidden_and_logits`` / ``softmax``; not the int8 graph):
 
-- ``baseline_1x128_seed{s}``  one MLP of 128 hidden units, seeds 0..3 (the seed-to-seed spread);
+- ``baseline_1x128_seed{s}``  one MLP of 128 hidden units, seeds 0..N-1 (``--seeds``, default 8: the
+                              seed-to-seed spread, the yardstick for "pays");
 - ``ensemble_KxH``            K MLPs of H hidden units (seeds 0..K-1), probabilities averaged; K·H = 128
-                              has the baseline's int8 bytes (2 x 64, 4 x 32), 2 x 128 / 4 x 128 do not;
+                              has the baseline's int8 bytes (2 x 64, 4 x 32), 2 x 128 / 4 x 128 do not (each
+                              row also lists its members' correct counts alone);
 - ``student_1x128_T{t}``      an ``MLPRegressor`` (128 ReLU units, the recipe's alpha / learning rate /
                               batch / epochs, trained epoch by epoch like ``train``) regressing the
                               4 x 128 teacher's centred log averaged probabilities divided by t
                               (Ba & Caruana 2014 logit matching) on the fit rows' TF-IDF; its
-                              probabilities are softmax(t · output).
+                              probabilities are softmax(t · output); t in {1, 2}, and t = 1 with
+                              twice the epochs (``--student``).
 
 Per variant: accuracy, macro-F1, ECE (15 bins) / Brier / NLL before and after a temperature fitted on
 the validation rows (``calibrate.fit_temperature``), training seconds (members summed; a student adds
@@ -241,31 +244,41 @@ class Experiment:
         p_test = average_probabilities([m[1] for m in members])
         seconds = sum(self.seconds[hidden, s] for s in range(k))
         self.record(f"ensemble_{k}x{hidden}", p_val, p_test, seconds, k * hidden)
+        # Each member alone, to tell the gain of averaging from the luck of the seeds.
+        self.variants[f"ensemble_{k}x{hidden}"]["members_correct"] = [
+            int((m[1].argmax(axis=1) == self.y_test).sum()) for m in members
+        ]
+        self.save()
 
-    def students(self, temperatures: Sequence[float]) -> None:
-        """Students of the 4 x 128 average, one per target temperature (cached like the members)."""
+    def students(self, settings: Sequence[tuple[float, int]]) -> None:
+        """Students of the 4 x 128 average, one per (target temperature, epochs) (cached like the members)."""
         split, base = self.split, self.base
         teacher = [member(self.cache, split, 128, s) for s in range(4)]
         x_fit = base.features.transform(split.fit_texts).astype(np.float32)
         p_fit = average_probabilities([softmax(hidden_and_logits(m, split.fit_texts)[1]) for m in teacher])
         teacher_seconds = sum(m.seconds for m in teacher)
-        for t in temperatures:
-            print(f"[ensemble] student T={t:g}", flush=True)
+        for t, epochs in settings:
+            suffix = f"T{t:g}" if epochs == d.EPOCHS else f"T{t:g}_{epochs}epochs"
+            print(f"[ensemble] student {suffix}", flush=True)
 
-            def fit(t: float = t) -> tuple[MLPRegressor, float]:
+            def fit(t: float = t, epochs: int = epochs) -> tuple[MLPRegressor, float]:
                 t0 = time.perf_counter()
-                reg = train_student(x_fit, logit_targets(p_fit, t), TrainParams())
+                reg = train_student(x_fit, logit_targets(p_fit, t), TrainParams(epochs=epochs))
                 return reg, time.perf_counter() - t0
 
-            reg, s = cast(tuple[MLPRegressor, float], self.cache.get(f"student_h128_s0_T{t:g}", fit))
+            reg, s = cast(tuple[MLPRegressor, float], self.cache.get(f"student_h128_s0_{suffix}", fit))
             student = as_model(base, reg, s)
             p_val, p_test = (softmax(t * hidden_and_logits(student, x)[1]) for x in (split.val_texts, split.test_texts))
-            self.record(f"student_1x128_T{t:g}", p_val, p_test, teacher_seconds + s, 128)
+            self.record(f"student_1x128_{suffix}", p_val, p_test, teacher_seconds + s, 128)
 
-    def seed_spread(self) -> None:
-        rows = [self.variants[f"baseline_1x128_seed{s}"] for s in range(4)]
+    def seed_spread(self, seeds: int) -> None:
+        for seed in range(seeds):
+            if f"baseline_1x128_seed{seed}" not in self.variants:
+                self.single(seed)
+        rows = [self.variants[f"baseline_1x128_seed{s}"] for s in range(seeds)]
         accs = [cast(float, r["accuracy"]) for r in rows]
-        self.results["baseline_over_seeds_0_3"] = {
+        self.results["baseline_over_seeds"] = {
+            "seeds": seeds,
             "accuracy_mean": round(float(np.mean(accs)), 4),
             "accuracy_sd": round(float(np.std(accs, ddof=1)), 4),
             "correct": [r["correct"] for r in rows],
@@ -274,7 +287,13 @@ class Experiment:
 
 
 def run(
-    data: Path, test_path: Path, cache_root: Path, out: Path | None, small: bool, student_ts: Sequence[float]
+    data: Path,
+    test_path: Path,
+    cache_root: Path,
+    out: Path | None,
+    small: bool,
+    students: Sequence[tuple[float, int]],
+    seeds: int,
 ) -> dict[str, object]:
     """Every variant, cheapest-to-most-informative first, so an interrupted run still leaves results."""
     split = load_split(data, test_path)
@@ -286,12 +305,18 @@ def run(
     exp.ensemble(2, 128)
     exp.single(3)
     exp.ensemble(4, 128)
-    exp.seed_spread()
-    if student_ts:
-        exp.students(student_ts)
+    if students:
+        exp.students(students)
     if small:
         exp.ensemble(4, 32)
+    exp.seed_spread(seeds)
     return exp.results
+
+
+def student_setting(text: str) -> tuple[float, int]:
+    """``T`` or ``T:EPOCHS`` (epochs default to the recipe's)."""
+    t, _, epochs = text.partition(":")
+    return float(t), int(epochs) if epochs else d.EPOCHS
 
 
 def main() -> None:
@@ -300,10 +325,17 @@ def main() -> None:
     parser.add_argument("--eval-data", type=Path, default=Path("../shared/datasets/banking77/test.csv"))
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pigeonhole-ensemble-cache")
     parser.add_argument("--no-4x32", dest="small", action="store_false", help="skip the 4 x 32 ensemble")
-    parser.add_argument("--student-t", type=float, nargs="*", default=[1.0, 2.0], help="student temperatures")
+    parser.add_argument(
+        "--student",
+        type=student_setting,
+        nargs="*",
+        default=[(1.0, d.EPOCHS), (2.0, d.EPOCHS), (1.0, 2 * d.EPOCHS)],
+        help="students as T or T:EPOCHS (default: 1 2 1:16)",
+    )
+    parser.add_argument("--seeds", type=int, default=8, help="baseline seeds 0..N-1 for the seed-to-seed spread")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    result = run(args.data, args.eval_data, args.cache, args.out, args.small, args.student_t)
+    result = run(args.data, args.eval_data, args.cache, args.out, args.small, args.student, args.seeds)
     print(json.dumps(result, indent=2))
 
 
