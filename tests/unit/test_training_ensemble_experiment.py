@@ -18,17 +18,18 @@ from pigeonhole_tools.training.hidden_ood_experiment import hidden_and_logits, s
 from pigeonhole_tools.training.progress import Reporter
 from pigeonhole_tools.training.train import TrainedModel, TrainParams, train
 
-from .test_training_hidden_ood_experiment import LABELS, TEXTS
+from .conftest import INTENT_LABELS as LABELS
+from .conftest import INTENT_TEXTS as TEXTS
 
 PACKAGE = Path(__file__).resolve().parents[2] / "layers" / "model"
-PARAMS = TrainParams(hidden=8, epochs=30, batch_size=16)
+PARAMS = TrainParams(hidden=8, epochs=30, batch_size=16, seed=1)
+STUDENT = TrainParams(hidden=16, epochs=60, batch_size=16, seed=1)  # regression needs more steps than 30
 
 
 @pytest.fixture(scope="module")
-def members() -> list[TrainedModel]:
-    return [
-        train(normalize_batch(TEXTS), LABELS, TrainParams(hidden=8, epochs=30, batch_size=16, seed=s)) for s in (0, 1)
-    ]
+def members(intent_model: TrainedModel) -> list[TrainedModel]:
+    """The shared tiny model (seed 0) and the same recipe with seed 1."""
+    return [intent_model, train(normalize_batch(TEXTS), LABELS, PARAMS)]
 
 
 def test_the_ensemble_probability_is_the_mean_of_its_members_predict_proba(members: list[TrainedModel]) -> None:
@@ -60,13 +61,13 @@ def test_a_student_regressing_the_teacher_logits_learns_the_teachers_labels(memb
     texts = normalize_batch(TEXTS)
     x = members[0].features.transform(texts).astype(np.float32)
     p = exp.average_probabilities([softmax(hidden_and_logits(m, texts)[1]) for m in members])
-    reg = exp.train_student(x, exp.logit_targets(p), PARAMS)
-    again = exp.train_student(x, exp.logit_targets(p), PARAMS)
+    reg = exp.train_student(x, exp.logit_targets(p), STUDENT)
+    again = exp.train_student(x, exp.logit_targets(p), STUDENT)
     np.testing.assert_array_equal(reg.coefs_[0], again.coefs_[0])  # seeded: a re-run trains the same student
     student = exp.as_model(members[0], reg, 0.0)
     _, z = hidden_and_logits(student, texts)
     np.testing.assert_allclose(z, reg.predict(x), atol=1e-4)  # the numpy forward pass is the regressor's
-    assert (z.argmax(axis=1) == p.argmax(axis=1)).mean() >= 0.9
+    assert (z.argmax(axis=1) == p.argmax(axis=1)).mean() >= 0.95
 
 
 def test_the_size_estimate_scales_the_committed_packages_bytes_per_weight() -> None:
@@ -120,7 +121,7 @@ def test_student_settings_parse_temperature_and_epochs() -> None:
 def test_a_run_records_every_variant_and_a_cached_rerun_gives_the_same_numbers(tmp_path: Path) -> None:
     for name, rows in (
         ("train", zip(TEXTS * 2, LABELS * 2, strict=True)),
-        ("test", zip(TEXTS[:8], LABELS[:8], strict=True)),
+        ("test", zip(TEXTS[:9], LABELS[:9], strict=True)),
     ):
         with (tmp_path / f"{name}.csv").open("w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
@@ -139,7 +140,7 @@ def test_a_run_records_every_variant_and_a_cached_rerun_gives_the_same_numbers(t
         "student_1x128_T1_2epochs",
     }
     for row in variants.values():
-        assert row["correct"] == round(row["accuracy"] * 8)
+        assert row["correct"] == round(row["accuracy"] * 9)
         assert row["before"]["accuracy"] == row["after"]["accuracy"]  # a temperature never changes the label
     assert len(variants["ensemble_4x32"]["members_correct"]) == 4
     assert variants["ensemble_2x128"]["int8_mb_estimate"] > variants["ensemble_2x64"]["int8_mb_estimate"]

@@ -111,7 +111,7 @@ def train_student(x: object, targets: F64, params: TrainParams) -> MLPRegressor:
 def as_model(base: TrainedModel, student: MLPRegressor, seconds: float) -> TrainedModel:
     """The student behind the base model's featurizer, so ``hidden_and_logits`` (which reads only
     ``coefs_`` / ``intercepts_``, attributes both MLP kinds share) computes its outputs."""
-    return replace(base, mlp=cast(MLPClassifier, student), seconds=seconds, history=[])
+    return replace(base, mlp=cast(MLPClassifier, student), seconds=seconds, history=[], hidden=None)
 
 
 @dataclass
