@@ -38,7 +38,7 @@ def _write(path: Path, n_per_class: int, seed: int) -> None:
                 writer.writerow([" ".join(words), label])
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(180)
 def test_the_report_covers_each_seed_and_its_numbers_hang_together(tmp_path: Path) -> None:
     _write(tmp_path / "train.csv", 40, 1)
     _write(tmp_path / "test.csv", 15, 2)
@@ -68,3 +68,25 @@ def test_the_report_covers_each_seed_and_its_numbers_hang_together(tmp_path: Pat
     assert summary["seeds"] == [0, 1]
     assert set(summary["operating_point"]) >= {"known_accuracy", "unseen_routed_away"}
     assert "never-seen intents" in result.output
+    assert data["unknown_features"] == ["max_prob", "hidden_distance", "oov_share"]
+
+    # The report beside a package built from the same data: verify prints it and finds nothing to note.
+    package = tmp_path / "package"
+    build = ["build", "--data", str(tmp_path / "train.csv"), "--eval-data", str(tmp_path / "test.csv")]
+    build += ["--name", "synthetic", "--version", "0.1.0", "--out", str(package), "--epochs", "15", "--hidden", "16"]
+    build += ["--latency-repeats", "2"]
+    built = CliRunner().invoke(model_app, build)
+    assert built.exit_code == 0, built.output
+    shown = CliRunner().invoke(model_app, ["verify", str(package), "--unknown-report", str(report)])
+    assert shown.exit_code == 0, shown.output
+    assert "never-seen intents" in shown.output
+    assert "note:" not in shown.output
+    # Another data set's report, or another unknown score: verify says so.
+    data["data_sha256"] = "0" * 64
+    data["unknown_features"] = ["max_prob"]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(data), encoding="utf-8")
+    noted = CliRunner().invoke(model_app, ["verify", str(package), "--unknown-report", str(other)])
+    assert noted.exit_code == 0, noted.output
+    assert "other training data" in noted.output
+    assert "unknown score uses ['max_prob']" in noted.output

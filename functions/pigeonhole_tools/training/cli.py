@@ -267,9 +267,21 @@ def unknown_table(result: dict[str, object]) -> Table:
 
 
 @model_app.command("verify")
-def verify(model_dir: Annotated[Path, typer.Argument(help="A package directory, e.g. layers/model.")]) -> None:
+def verify(
+    model_dir: Annotated[Path, typer.Argument(help="A package directory, e.g. layers/model.")],
+    unknown_report: Annotated[
+        Path | None,
+        typer.Option(
+            "--unknown-report",
+            help="An `evaluate-unknown` JSON report to print with the package's numbers (never-seen intents, "
+            "measured on rebuilds that left them out), checked against the package's data and unknown score.",
+        ),
+    ] = None,
+) -> None:
     """Load a package exactly as the classifier does (hash check included) and print its numbers:
     quality, size, latency, calibration, the unknown operating point and the thresholds."""
+    import json
+
     from pigeonhole.model.runtime import ModelRuntime
     from pigeonhole_tools.training.routing_report import routing_tables
 
@@ -278,6 +290,26 @@ def verify(model_dir: Annotated[Path, typer.Argument(help="A package directory, 
     console.print(summary_table(runtime.manifest))
     for table in routing_tables(runtime.manifest):
         console.print(table)
+    if unknown_report is not None:
+        result = json.loads(unknown_report.read_text(encoding="utf-8"))
+        console.print(unknown_table(result))
+        for line in report_mismatches(result, runtime.manifest):
+            console.print(f"[yellow]note:[/yellow] {escape(line)}", soft_wrap=True)
+
+
+def report_mismatches(result: dict[str, object], manifest: Manifest) -> list[str]:
+    """Why an evaluate-unknown report may not describe this package (empty when it matches)."""
+    notes = []
+    data = result.get("data_sha256")
+    if data is None:
+        notes.append("the report does not record its training data; cannot check it is this package's")
+    elif data != manifest.training_data.train_sha256:
+        notes.append("the report was measured on other training data than this package's")
+    features = result.get("unknown_features")
+    shipped = manifest.unknown.features if manifest.unknown is not None else None
+    if features != shipped:
+        notes.append(f"the report's unknown score uses {features}, this package's {shipped}")
+    return notes
 
 
 @model_app.command("golden")

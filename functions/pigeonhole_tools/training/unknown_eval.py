@@ -222,4 +222,22 @@ def evaluate_unknown(
     test = load_labelled(base.eval_data, base.text_column, base.label_column)
     with tempfile.TemporaryDirectory(prefix="pigeonhole-unknown-eval-", dir=workdir) as scratch:
         runs = [one_seed(train, test, seed, n_unseen, base, Path(scratch), ui) for seed in seeds]
-    return {"n_unseen_intents": n_unseen, "summary": summarize(runs), "runs": runs}
+    return {
+        "n_unseen_intents": n_unseen,
+        "data_sha256": train.sha256,  # lets `pigeonhole model verify --unknown-report` match it to a package
+        "unknown_features": report_features(runs),
+        "summary": summarize(runs),
+        "runs": runs,
+    }
+
+
+def report_features(runs: Sequence[dict[str, object]]) -> list[str] | None:
+    """The unknown score's inputs the report's packages used (one list when every seed used the same)."""
+    found: set[tuple[str, ...] | None] = set()
+    for run in runs:
+        node: object = run.get("metrics", {})
+        for key in ("unknown", "features"):
+            node = node.get(key) if isinstance(node, dict) else None
+        found.add(tuple(str(n) for n in node) if isinstance(node, list) else None)
+    (only,) = found if len(found) == 1 else (None,)
+    return None if only is None else list(only)
