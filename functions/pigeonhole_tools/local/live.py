@@ -93,6 +93,18 @@ def print_commands(resources: LocalResources, console: Console) -> None:
         console.print(cmd, soft_wrap=True, markup=False, highlight=False)
 
 
+def _review_reason(doc: dict[str, object]) -> str:
+    """Why the event is in review, from the message's own route_reason (the tail must not guess it)."""
+    reason = doc.get("route_reason")
+    if reason == "unknown":
+        score = doc.get("unknown_score")
+        shown = f" {score:.2f}" if isinstance(score, int | float) else ""
+        return f"unknown: looks like no known class, unknown score{shown}"
+    if reason == "low_confidence":
+        return "below the confidence threshold"
+    return escape(str(reason))
+
+
 def describe_landing(landing: Landing) -> str:
     """One line for a result that landed somewhere (rich markup)."""
     doc = landing.doc()
@@ -106,7 +118,7 @@ def describe_landing(landing: Landing) -> str:
     if landing.where == "review" and isinstance(doc, dict):
         return (
             f"[yellow]review[/]      {escape(str(doc.get('id')))}  {escape(str(doc.get('label')))} "
-            f"{doc.get('confidence', 0):.2f}  (below the confidence threshold)"
+            f"{doc.get('confidence', 0):.2f}  ({_review_reason(doc)})"
         )
     if landing.where == "quarantine" and isinstance(doc, dict):
         reason = doc.get("reason") or {}
