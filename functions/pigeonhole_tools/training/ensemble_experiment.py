@@ -50,7 +50,7 @@ from pigeonhole_tools.training import defaults as d
 from pigeonhole_tools.training.data import load_labelled, stratified_split, take
 from pigeonhole_tools.training.evaluate import classification_metrics
 from pigeonhole_tools.training.hidden_ood_experiment import hidden_and_logits, softmax
-from pigeonhole_tools.training.train import TrainedModel, TrainParams, train
+from pigeonhole_tools.training.train import TrainedModel, TrainParams, mlp_settings, train
 
 F64 = NDArray[np.float64]
 
@@ -90,14 +90,7 @@ def logit_targets(averaged: F64, temperature: float = 1.0) -> F64:
 
 def train_student(x: object, targets: F64, params: TrainParams) -> MLPRegressor:
     """An MLPRegressor with the recipe's settings, one partial_fit per epoch on train's seeded shuffle."""
-    reg = MLPRegressor(
-        hidden_layer_sizes=(params.hidden,) * params.layers,
-        alpha=params.alpha,
-        batch_size=params.batch_size,
-        learning_rate_init=params.learning_rate,
-        random_state=params.seed,
-        shuffle=False,
-    )
+    reg = MLPRegressor(**mlp_settings(params))
     order_rng = np.random.default_rng(params.seed)
     rows = targets.shape[0]
     for _ in range(params.epochs):

@@ -150,6 +150,18 @@ def capped_vocabulary(vectorizer: TfidfVectorizer, normalized_texts: Sequence[st
     return [str(t) for t in terms]  # sorted, as scikit-learn sorts a fitted vocabulary
 
 
+def mlp_settings(params: TrainParams) -> dict[str, object]:
+    """The recipe's scikit-learn MLP arguments (shared with the distillation experiment's regressor)."""
+    return {
+        "hidden_layer_sizes": (params.hidden,) * params.layers,
+        "alpha": params.alpha,
+        "batch_size": params.batch_size,
+        "learning_rate_init": params.learning_rate,
+        "random_state": params.seed,
+        "shuffle": False,  # we shuffle per epoch ourselves (see module docstring)
+    }
+
+
 def train(
     normalized_texts: Sequence[str],
     labels: Sequence[str],
@@ -167,14 +179,7 @@ def train(
     if monitor is not None and len(monitor[0]):
         x_monitor = features.transform(list(monitor[0])).astype(np.float32)
         y_monitor = np.asarray(monitor[1], dtype=object)
-    mlp = MLPClassifier(
-        hidden_layer_sizes=(params.hidden,) * params.layers,
-        alpha=params.alpha,
-        batch_size=params.batch_size,
-        learning_rate_init=params.learning_rate,
-        random_state=params.seed,
-        shuffle=False,  # we shuffle per epoch ourselves (see module docstring)
-    )
+    mlp = MLPClassifier(**mlp_settings(params))
     order_rng = np.random.default_rng(params.seed)
     history: list[EpochReport] = []
     for epoch in range(1, params.epochs + 1):
