@@ -113,6 +113,65 @@ def test_the_split_is_the_builds(tmp_path: Path) -> None:
     assert ours.test_texts == normalize_batch(texts)
 
 
+@pytest.fixture(scope="module")
+def views(intent_model: TrainedModel) -> dict[str, TrainedModel]:
+    """A word-only and a char-only member with the shared tiny model's recipe (only the view differs)."""
+    texts = normalize_batch(TEXTS)
+    return {v: exp.train_view(texts, LABELS, intent_model.params, v) for v in exp.VIEWS}
+
+
+def test_the_word_and_char_members_see_only_their_view(
+    intent_model: TrainedModel, views: dict[str, TrainedModel]
+) -> None:
+    word, char = views["word"], views["char"]
+    assert [name for name, _ in word.features.transformer_list] == ["word"]
+    assert [name for name, _ in char.features.transformer_list] == ["char"]
+    # Each view's vocabulary is the full recipe's half for that view, and the halves split its features.
+    assert word.features.transformer_list[0][1].vocabulary_ == intent_model.word_vectorizer.vocabulary_
+    assert char.features.transformer_list[0][1].vocabulary_ == intent_model.char_vectorizer.vocabulary_
+    assert word.n_features + char.n_features == intent_model.n_features
+    assert not any(t != t.strip() for t in word.features.transformer_list[0][1].vocabulary_)  # no " c" char grams
+    assert any(t != t.strip() for t in char.features.transformer_list[0][1].vocabulary_)
+    texts = normalize_batch(["where is my card", "where is my card banana", "rate for yen"])
+    full = intent_model.features.transform(texts).toarray()
+    np.testing.assert_allclose(word.features.transform(texts).toarray(), full[:, : word.n_features])
+    np.testing.assert_allclose(char.features.transform(texts).toarray(), full[:, word.n_features :])
+    # "banana" is no word it knows, but its letters are known n-grams: only the char-only member sees it.
+    assert "banana" not in str(word.features.transformer_list[0][1].vocabulary_)
+    assert {"an", " b", "a"} <= set(char.features.transformer_list[0][1].vocabulary_)
+    p_word, p_char = word.predict_proba(texts), char.predict_proba(texts)
+    np.testing.assert_array_equal(p_word[0], p_word[1])
+    assert not np.allclose(p_char[0], p_char[1], atol=1e-6)
+
+
+def test_fit_mlp_is_the_recipes_mlp_loop(intent_model: TrainedModel) -> None:
+    x = intent_model.features.transform(normalize_batch(TEXTS)).astype(np.float32)
+    mlp = exp.fit_mlp(x, LABELS, intent_model.params)
+    for ours, theirs in zip(mlp.coefs_, intent_model.mlp.coefs_, strict=True):
+        np.testing.assert_array_equal(ours, theirs)  # the same weights train() fitted: a fair comparison
+
+
+def test_the_pair_is_the_mean_of_the_word_and_char_members(views: dict[str, TrainedModel]) -> None:
+    texts = normalize_batch(["where is my card", "rate for yen", "my top up failed", "something else entirely"])
+    p_word, p_char = (softmax(hidden_and_logits(views[v], texts)[1]) for v in exp.VIEWS)
+    reference = [views[v].predict_proba(texts) for v in exp.VIEWS]
+    np.testing.assert_allclose(p_word, reference[0], atol=1e-5)  # numpy forward pass = scikit-learn's
+    pair = exp.average_probabilities([p_word, p_char])
+    np.testing.assert_allclose(pair, (reference[0] + reference[1]) / 2, atol=1e-5)
+    np.testing.assert_allclose(exp.weighted_average(p_word, p_char, 0.5), pair, rtol=1e-12)
+    np.testing.assert_allclose(exp.weighted_average(p_word, p_char, 2 / 3), (2 * p_word + p_char) / 3, rtol=1e-12)
+    assert not np.allclose(p_word, p_char, atol=1e-3)  # two views: two different members
+
+
+def test_the_pair_weight_is_chosen_on_the_rows_given() -> None:
+    right, wrong = np.array([[0.8, 0.2]] * 3), np.array([[0.3, 0.7]] * 3)
+    y = np.zeros(3, dtype=np.int64)
+    assert exp.choose_weight(right, wrong, y) == pytest.approx(2 / 3)  # 1/3 gets all wrong; 2/3 has lower NLL
+    assert exp.choose_weight(wrong, right, y) == pytest.approx(1 / 3)
+    twin = np.array([[0.9, 0.1], [0.4, 0.6]]), np.array([[0.4, 0.6], [0.9, 0.1]])
+    assert exp.choose_weight(*twin, np.zeros(2, dtype=np.int64)) == pytest.approx(1 / 2)  # symmetric: equal
+
+
 def test_student_settings_parse_temperature_and_epochs() -> None:
     assert exp.student_setting("2") == (2.0, 8)
     assert exp.student_setting("1:16") == (1.0, 16)
@@ -128,7 +187,7 @@ def test_a_run_records_every_variant_and_a_cached_rerun_gives_the_same_numbers(t
             writer.writerow(["text", "category"])
             writer.writerows(rows)
     args = (tmp_path / "train.csv", tmp_path / "test.csv", tmp_path / "cache", tmp_path / "out.json", True)
-    first = exp.run(*args, [(1.0, 2)], 4)
+    first = exp.run(*args, [(1.0, 2)], 4, 2)
     variants = first["variants"]
     assert isinstance(variants, dict)
     assert set(variants) == {
@@ -138,13 +197,22 @@ def test_a_run_records_every_variant_and_a_cached_rerun_gives_the_same_numbers(t
         "ensemble_4x128",
         "ensemble_4x32",
         "student_1x128_T1_2epochs",
+        *(f"{kind}_seed{s}" for kind in ("word_only_1x128", "char_only_1x128") for s in range(2)),
+        *(f"word_char_{kind}_seed{s}" for kind in ("pair", "weighted") for s in range(2)),
     }
     for row in variants.values():
         assert row["correct"] == round(row["accuracy"] * 9)
         assert row["before"]["accuracy"] == row["after"]["accuracy"]  # a temperature never changes the label
     assert len(variants["ensemble_4x32"]["members_correct"]) == 4
     assert variants["ensemble_2x128"]["int8_mb_estimate"] > variants["ensemble_2x64"]["int8_mb_estimate"]
+    pair = variants["word_char_pair_seed0"]
+    assert sum(pair["n_features"].values()) == first["n_features"]  # the two views split the union's features
+    assert pair["int8_mb_estimate"] == pytest.approx(variants["baseline_1x128_seed0"]["int8_mb_estimate"], abs=0.02)
+    assert variants["word_char_weighted_seed0"]["word_weight"] in (0.3333, 0.5, 0.6667)
+    spread = first["word_char_over_seeds"]
+    assert isinstance(spread, dict)
+    assert spread["correct"] == [variants[f"word_char_pair_seed{s}"]["correct"] for s in range(2)]
     assert json.loads((tmp_path / "out.json").read_text(encoding="utf-8")) == first
     cached = sorted(p.name for p in (tmp_path / "cache").glob("*/*.joblib"))
-    assert len(cached) == 4 + 2 + 4 + 1  # 128 x 4 seeds, 64 x 2, 32 x 4, one student
-    assert exp.run(*args, [(1.0, 2)], 4) == first  # from the cache: nothing retrained, the same numbers
+    assert len(cached) == 4 + 2 + 4 + 1 + 4  # 128 x 4 seeds, 64 x 2, 32 x 4, one student, word + char x 2
+    assert exp.run(*args, [(1.0, 2)], 4, 2) == first  # from the cache: nothing retrained, the same numbers

@@ -16,7 +16,14 @@ the same rows every time (checked below), so only the MLPs differ. Evaluated in 
                               4 x 128 teacher's centred log averaged probabilities divided by t
                               (Ba & Caruana 2014 logit matching) on the fit rows' TF-IDF; its
                               probabilities are softmax(t · output); t in {1, 2}, and t = 1 with
-                              twice the epochs (``--student``).
+                              twice the epochs (``--student``);
+- ``word_only_1x128_seed{s}`` / ``char_only_1x128_seed{s}``  the recipe's MLP on ONE view of the featurizer:
+                              the word 1-2 (or char 1-4) TF-IDF vectorizer alone, fitted on the same rows
+                              (so the same vocabulary and idf as the baseline's half; checked);
+- ``word_char_pair_seed{s}``  their probabilities averaged: two views, each member 128 units, the first-layer
+                              weights of ONE 128-unit model on the union (``--word-char`` seeds, default 3);
+- ``word_char_weighted_seed{s}``  the same pair weighted w : 1 - w, w in {1/3, 1/2, 2/3} chosen on the
+                              validation rows only (most correct, then lowest NLL; never the test rows).
 
 Per variant: accuracy, macro-F1, ECE (15 bins) / Brier / NLL before and after a temperature fitted on
 the validation rows (``calibrate.fit_temperature``), training seconds (members summed; a student adds
@@ -43,6 +50,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import FeatureUnion
 
 from pigeonhole.model.features import normalize_batch
 from pigeonhole_tools.training import calibrate
@@ -50,7 +58,7 @@ from pigeonhole_tools.training import defaults as d
 from pigeonhole_tools.training.data import load_labelled, stratified_split, take
 from pigeonhole_tools.training.evaluate import classification_metrics
 from pigeonhole_tools.training.hidden_ood_experiment import hidden_and_logits, softmax
-from pigeonhole_tools.training.train import TrainedModel, TrainParams, mlp_settings, train
+from pigeonhole_tools.training.train import TrainedModel, TrainParams, make_features, mlp_settings, train
 
 F64 = NDArray[np.float64]
 
@@ -105,6 +113,58 @@ def as_model(base: TrainedModel, student: MLPRegressor, seconds: float) -> Train
     """The student behind the base model's featurizer, so ``hidden_and_logits`` (which reads only
     ``coefs_`` / ``intercepts_``, attributes both MLP kinds share) computes its outputs."""
     return replace(base, mlp=cast(MLPClassifier, student), seconds=seconds, history=[], hidden=None)
+
+
+VIEWS = ("word", "char")
+PAIR_WEIGHTS = (1 / 3, 1 / 2, 2 / 3)
+
+
+def view_features(params: TrainParams, view: str, normalized_texts: Sequence[str]) -> FeatureUnion:
+    """The recipe's featurizer keeping only one view ("word" or "char"): the member sees nothing of the other."""
+    union = make_features(params, normalized_texts)
+    kept = [(name, vec) for name, vec in union.transformer_list if name == view]
+    if not kept:
+        raise ValueError(f"no view {view!r}: the recipe has {[name for name, _ in union.transformer_list]}")
+    return FeatureUnion(kept)
+
+
+def fit_mlp(x: object, labels: Sequence[str], params: TrainParams) -> MLPClassifier:
+    """``train``'s MLP loop (same settings, classes, seeded per-epoch shuffle) on a given feature matrix."""
+    y = np.asarray(labels, dtype=object)
+    classes = np.array(sorted(set(labels)), dtype=object)
+    mlp = MLPClassifier(**mlp_settings(params))
+    order_rng = np.random.default_rng(params.seed)
+    for _ in range(params.epochs):
+        order = order_rng.permutation(y.size)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            mlp.partial_fit(x[order], y[order], classes=classes)  # type: ignore[index]
+    return mlp
+
+
+def train_view(normalized_texts: Sequence[str], labels: Sequence[str], params: TrainParams, view: str) -> TrainedModel:
+    """The recipe on one view; a TrainedModel whose ``features`` has that vectorizer only (no hidden stats)."""
+    started = time.perf_counter()
+    features = view_features(params, view, normalized_texts)
+    x = features.fit_transform(list(normalized_texts)).astype(np.float32)
+    mlp = fit_mlp(x, labels, params)
+    return TrainedModel(features, mlp, params, time.perf_counter() - started, int(x.shape[1]), int(x.shape[0]))
+
+
+def weighted_average(first: F64, second: F64, weight: float) -> F64:
+    """weight · first + (1 - weight) · second (weight 1/2 is ``average_probabilities``)."""
+    out: F64 = weight * first + (1.0 - weight) * second
+    return out
+
+
+def choose_weight(first: F64, second: F64, y: NDArray[np.int64], weights: Sequence[float] = PAIR_WEIGHTS) -> float:
+    """The weight with the most correct rows, then the lowest NLL, on the rows given (the validation rows)."""
+
+    def score(w: float) -> tuple[int, float]:
+        p = weighted_average(first, second, w)
+        return int((p.argmax(axis=1) == y).sum()), -calibrate.quality(p, y)["nll"]
+
+    return max(weights, key=score)
 
 
 @dataclass
@@ -220,9 +280,12 @@ class Experiment:
             self.seconds[hidden, seed] = model.seconds
         return self.probs[hidden, seed]
 
-    def record(self, name: str, p_val: F64, p_test: F64, train_seconds: float, hidden_total: int) -> None:
+    def record(
+        self, name: str, p_val: F64, p_test: F64, train_seconds: float, hidden_total: int, size: int | None = None
+    ) -> None:
         row = evaluate(p_val, p_test, self.y_val, self.y_test, self.base.classes)
-        size = int8_size_estimate(self.base.n_features, hidden_total, len(self.base.classes))
+        if size is None:
+            size = int8_size_estimate(self.base.n_features, hidden_total, len(self.base.classes))
         row.update({"training_seconds": round(train_seconds, 1), "int8_mb_estimate": round(size / 1e6, 2)})
         self.variants[name] = row
         print(f"[ensemble] {name}: acc {row['accuracy']} ({row['correct']}), T {row['temperature']}", flush=True)
@@ -264,6 +327,61 @@ class Experiment:
             p_val, p_test = (softmax(t * hidden_and_logits(student, x)[1]) for x in (split.val_texts, split.test_texts))
             self.record(f"student_1x128_{suffix}", p_val, p_test, teacher_seconds + s, 128)
 
+    def view_probabilities(self, view: str, seed: int) -> tuple[F64, F64, TrainedModel]:
+        """One view's 128-unit member (cached), its validation / test probabilities and the model."""
+        params = TrainParams(seed=seed)
+        print(f"[ensemble] {view}-only hidden=128 seed={seed}", flush=True)
+        split = self.split
+        model = cast(
+            TrainedModel,
+            self.cache.get(
+                f"mlp_{view}_h128_s{seed}", lambda: train_view(split.fit_texts, split.fit_labels, params, view)
+            ),
+        )
+        ours = model.features.transformer_list[0][1].vocabulary_
+        theirs = dict(self.base.features.transformer_list)[view].vocabulary_
+        if ours != theirs or model.classes != self.base.classes:
+            raise RuntimeError(f"{view}-only seed={seed} fitted another vocabulary than the baseline's: not comparable")
+        p_val, p_test = (softmax(hidden_and_logits(model, t)[1]) for t in (split.val_texts, split.test_texts))
+        return p_val, p_test, model
+
+    def word_char(self, seed: int) -> None:
+        """A word-only and a char-only member (seed ``seed`` each), alone, averaged and validation-weighted."""
+        (wv, wt, word), (cv, ct, char) = (self.view_probabilities(v, seed) for v in VIEWS)
+        classes = len(self.base.classes)
+        sizes = {v: int8_size_estimate(m.n_features, 128, classes) for v, m in (("word", word), ("char", char))}
+        self.record(f"word_only_1x128_seed{seed}", wv, wt, word.seconds, 128, sizes["word"])
+        self.record(f"char_only_1x128_seed{seed}", cv, ct, char.seconds, 128, sizes["char"])
+        seconds, size = word.seconds + char.seconds, sizes["word"] + sizes["char"]
+        pair = f"word_char_pair_seed{seed}"
+        self.record(pair, average_probabilities([wv, cv]), average_probabilities([wt, ct]), seconds, 256, size)
+        w = choose_weight(wv, cv, self.y_val)
+        name = f"word_char_weighted_seed{seed}"
+        self.record(name, weighted_average(wv, cv, w), weighted_average(wt, ct, w), seconds, 256, size)
+        self.variants[name]["word_weight"] = round(w, 4)
+        self.variants[pair]["n_features"] = {"word": word.n_features, "char": char.n_features}
+        self.variants[pair]["members_correct"] = [int((p.argmax(axis=1) == self.y_test).sum()) for p in (wt, ct)]
+        self.save()
+
+    def word_char_spread(self, seeds: int) -> None:
+        """The pair's mean over its seeds against the baseline's, and seed by seed against the same seed."""
+        pairs = [self.variants[f"word_char_pair_seed{s}"] for s in range(seeds)]
+        for s in range(seeds):
+            if f"baseline_1x128_seed{s}" not in self.variants:
+                self.single(s)
+        bases = [self.variants[f"baseline_1x128_seed{s}"] for s in range(seeds)]
+        accs = [cast(float, r["accuracy"]) for r in pairs]
+        self.results["word_char_over_seeds"] = {
+            "seeds": seeds,
+            "accuracy_mean": round(float(np.mean(accs)), 4),
+            "accuracy_sd": round(float(np.std(accs, ddof=1)), 4) if seeds > 1 else None,
+            "correct": [r["correct"] for r in pairs],
+            "minus_baseline_same_seed": [
+                cast(int, p["correct"]) - cast(int, b["correct"]) for p, b in zip(pairs, bases, strict=True)
+            ],
+        }
+        self.save()
+
     def seed_spread(self, seeds: int) -> None:
         for seed in range(seeds):
             if f"baseline_1x128_seed{seed}" not in self.variants:
@@ -287,6 +405,7 @@ def run(
     small: bool,
     students: Sequence[tuple[float, int]],
     seeds: int,
+    word_char_seeds: int = 0,
 ) -> dict[str, object]:
     """Every variant, cheapest-to-most-informative first, so an interrupted run still leaves results."""
     split = load_split(data, test_path)
@@ -302,6 +421,10 @@ def run(
         exp.students(students)
     if small:
         exp.ensemble(4, 32)
+    for seed in range(word_char_seeds):
+        exp.word_char(seed)
+    if word_char_seeds:
+        exp.word_char_spread(word_char_seeds)
     exp.seed_spread(seeds)
     return exp.results
 
@@ -326,9 +449,10 @@ def main() -> None:
         help="students as T or T:EPOCHS (default: 1 2 1:16)",
     )
     parser.add_argument("--seeds", type=int, default=8, help="baseline seeds 0..N-1 for the seed-to-seed spread")
+    parser.add_argument("--word-char", type=int, default=3, help="word-only + char-only pairs, seeds 0..N-1")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    result = run(args.data, args.eval_data, args.cache, args.out, args.small, args.student, args.seeds)
+    result = run(args.data, args.eval_data, args.cache, args.out, args.small, args.student, args.seeds, args.word_char)
     print(json.dumps(result, indent=2))
 
 
