@@ -164,3 +164,15 @@ def test_the_correction_on_the_committed_banking77_counts() -> None:
             kept.append(label)
     assert len(record["classes"]) == 4
     assert kept == ["supported_cards_and_currencies"]
+
+
+def test_route_masks_put_unknown_first_then_each_class_threshold() -> None:
+    probs = np.array([[0.95, 0.05], [0.95, 0.05], [0.6, 0.4], [0.3, 0.7]])
+    scores = np.array([0.9, 0.1, 0.1, 0.1])
+    thresholds = np.array([0.8, 0.75])  # class 1 needs 0.75
+    unknown, low = routes.route_masks(probs, scores, 0.5, thresholds)
+    assert unknown.tolist() == [True, False, False, False]  # unknown whatever the confidence
+    assert low.tolist() == [False, False, True, True]  # 0.6 < 0.8; 0.7 < class 1's 0.75
+    no_score_unknown, no_score_low = routes.route_masks(probs, None, None, thresholds)
+    assert not no_score_unknown.any()
+    assert no_score_low.tolist() == [False, False, True, True]

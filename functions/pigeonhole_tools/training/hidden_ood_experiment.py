@@ -41,7 +41,7 @@ from sklearn.linear_model import LogisticRegression
 
 from pigeonhole.model import unknown
 from pigeonhole.model.features import normalize_batch
-from pigeonhole_tools.training import calibrate, routes
+from pigeonhole_tools.training import calibrate, hidden, routes
 from pigeonhole_tools.training import defaults as d
 from pigeonhole_tools.training.data import load_labelled, stratified_split, take
 from pigeonhole_tools.training.train import TrainedModel, TrainParams, train
@@ -56,11 +56,8 @@ LEVELS = (0.9, 0.85, 0.8)
 def hidden_and_logits(model: TrainedModel, texts: list[str]) -> tuple[F64, F64]:
     """The last hidden (ReLU) activation and the output logits, from the fitted MLP's weights."""
     x = model.features.transform(texts).astype(np.float32)  # sparse: never densify the TF-IDF rows
-    coefs, intercepts = model.mlp.coefs_, model.mlp.intercepts_
-    a: F64 = np.maximum(np.asarray(x @ coefs[0], dtype=np.float64) + intercepts[0], 0.0)
-    for w, b in zip(coefs[1:-1], intercepts[1:-1], strict=True):
-        a = np.maximum(a @ w + b, 0.0)
-    return a, a @ coefs[-1] + intercepts[-1]
+    a = hidden.activations(model.mlp, x)
+    return a, a @ model.mlp.coefs_[-1] + model.mlp.intercepts_[-1]
 
 
 def softmax(z: F64) -> F64:

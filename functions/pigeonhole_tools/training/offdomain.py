@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pigeonhole.model.runtime import ModelRuntime
+from pigeonhole_tools.training.routes import route_masks
 
 BATCH = 10
 
@@ -43,8 +44,7 @@ def routed_shares(runtime: ModelRuntime, texts: Sequence[str]) -> Routed:
         prediction = runtime.predict(chunk)
         probs = prediction.probabilities
         scores = runtime.unknown_scores(chunk, probs, prediction.hidden_distance)
-        flagged = np.zeros(len(chunk), dtype=bool) if scores is None or spec is None else scores >= spec.threshold
-        below = ~flagged & (probs.max(axis=1) < thresholds[probs.argmax(axis=1)])
+        flagged, below = route_masks(probs, scores, None if spec is None else spec.threshold, thresholds)
         unknown += int(flagged.sum())
         low += int(below.sum())
     n = max(len(texts), 1)

@@ -175,6 +175,24 @@ def fit_unknown(
     )
 
 
+def route_masks(
+    probs: NDArray[np.floating],
+    scores: NDArray[np.floating] | None,
+    unknown_threshold: float | None,
+    class_thresholds: NDArray[np.floating],
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """(routed unknown, routed low_confidence) per event, in the runtime's order (classify.routing): unknown
+    score >= its threshold first, whatever the confidence; else confidence below the predicted class's threshold.
+    No scores (a package without an unknown score): nothing is unknown."""
+    p = np.asarray(probs)
+    if scores is None or unknown_threshold is None:
+        unknown = np.zeros(p.shape[0], dtype=bool)
+    else:
+        unknown = np.asarray(scores) >= unknown_threshold
+    low = ~unknown & (p.max(axis=1) < np.asarray(class_thresholds)[p.argmax(axis=1)])
+    return unknown, low
+
+
 def known_share_threshold(known_scores: NDArray[np.float64], target_share: float) -> float:
     """The lowest threshold t with share(known score >= t) <= target_share (events at t are flagged)."""
     s = np.sort(np.asarray(known_scores, dtype=np.float64))[::-1]

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from pigeonhole.model import unknown
 from pigeonhole.model.features import normalize_batch
 from pigeonhole.model.runtime import ModelRuntime
-from pigeonhole_tools.training import graphs
+from pigeonhole_tools.training import graphs, routes
 from pigeonhole_tools.training.build import BuildOptions, run_build
 from pigeonhole_tools.training.data import LabelledData, load_labelled
 from pigeonhole_tools.training.progress import Reporter
@@ -135,13 +135,8 @@ def one_seed(
     review = manifest.thresholds.review_confidence
     vector = np.asarray([manifest.thresholds.for_label(c) for c in manifest.classes])
 
-    def routed_away(p: NDArray[np.float32], s: NDArray[np.float64]) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
-        unknown = s >= u_threshold
-        low = ~unknown & (p.max(axis=1) < vector[p.argmax(axis=1)])
-        return unknown, low
-
-    k_unknown, k_low = routed_away(p_known, s_known)
-    u_unknown, u_low = routed_away(p_unseen, s_unseen)
+    k_unknown, k_low = routes.route_masks(p_known, s_known, u_threshold, vector)
+    u_unknown, u_low = routes.route_masks(p_unseen, s_unseen, u_threshold, vector)
     auto_known = ~k_unknown & ~k_low
     score_curve, conf_curve = curve(right, s_known, s_unseen), curve(right, c_known, c_unseen)
     ui.info(

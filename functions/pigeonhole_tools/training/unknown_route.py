@@ -183,15 +183,17 @@ def on_eval(
     Routing as the runtime does it: unknown score >= threshold -> review (unknown); else confidence below the
     predicted class's threshold -> review (low confidence); else auto. Right = auto with the right label.
     """
-    flagged = scores(fit_, probs, texts, vocabulary, hidden_distance) >= fit_.threshold
-    conf, pred = probs.max(axis=1), probs.argmax(axis=1)
-    auto = ~flagged & (conf >= class_thresholds[pred])
+    flagged, low = routes.route_masks(
+        probs, scores(fit_, probs, texts, vocabulary, hidden_distance), fit_.threshold, class_thresholds
+    )
+    pred = probs.argmax(axis=1)
+    auto = ~flagged & ~low
     right = auto & (pred == y)
     n = max(int(y.size), 1)
     return {
         "n_events": int(y.size),
         "share_unknown": round(float(flagged.sum()) / n, 6),
-        "share_low_confidence": round(float((~flagged & ~auto).sum()) / n, 6),
+        "share_low_confidence": round(float(low.sum()) / n, 6),
         "share_auto": round(float(auto.sum()) / n, 6),
         "auto_accuracy": round(float(right.sum()) / max(int(auto.sum()), 1), 6),
         "known_accuracy": round(float(right.sum()) / n, 6),
